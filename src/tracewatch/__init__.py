@@ -1,0 +1,28 @@
+"""tracewatch: performance monitoring of clouds (hosts and virtual machines) from kernel traces.
+
+>>> import tracewatch
+>>> with tracewatch.open("path/to/trace") as ts:       # doctest: +SKIP
+...     for ev in ts.events(names=["sched_switch"]):
+...         print(ev.timestamp, ev.cpu, ev.fields["next_tid"])
+
+Layers (data flows one way): ``ctf`` (and ``live``) sources -> decoded column batches ->
+analyses -> outputs; ``cli`` sits on top and nothing imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .ctf import Event, EventBatch, TraceSet
+from .errors import DecodeError, MetadataError, TraceNotFoundError, TracewatchError
+
+__all__ = ["open", "TraceSet", "Event", "EventBatch", "TracewatchError", "DecodeError",
+           "MetadataError", "TraceNotFoundError"]
+__version__ = "0.1.0"
+
+
+def open(*paths: str, on_warning: Callable[[str], None] | None = None) -> TraceSet:  # noqa: A001
+    """Open every CTF trace found under ``paths`` as one trace set."""
+    if not paths:
+        raise TracewatchError("no trace path given")
+    return TraceSet(list(paths), on_warning=on_warning)

@@ -1,0 +1,1 @@
+"""The ``tracewatch`` command line: subcommands over the library. Nothing imports this package."""

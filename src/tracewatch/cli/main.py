@@ -1,0 +1,46 @@
+"""Entry point of the ``tracewatch`` command: subcommand registry and error handling.
+
+A :class:`~tracewatch.errors.TracewatchError` (bad trace, bad option) becomes one line on
+stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import TracewatchError
+from .dump import dump
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tracewatch")
+def cli() -> None:
+    """Monitor the performance of hosts and virtual machines from LTTng kernel traces."""
+
+
+cli.add_command(dump)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="tracewatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except TracewatchError as e:
+        click.echo(f"tracewatch: error: {e}", err=True)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
