@@ -150,7 +150,7 @@ class _Compiler:
     def reg_for(self, key: Key) -> int:
         r = self.regs.get(key)
         if r is None:
-            if self.next_reg >= vm.NREGS:
+            if self.next_reg >= vm.NREGS - 2 * vm.MAX_DEPTH:
                 raise MetadataError("too many length and tag fields referenced")
             r = self.next_reg
             self.next_reg += 1

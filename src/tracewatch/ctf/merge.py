@@ -55,8 +55,10 @@ def _prepare(ts_set: TraceSet, h: _Head) -> bool:
 
 
 def _batch(ts_set: TraceSet, parts: list[tuple[_Head, int, int]], chunks: list[Chunk], order: bool) -> EventBatch:
-    ts_l, key_l, gid_l, cpu_l, st_l, src_l, row_l, rank_l = [], [], [], [], [], [], [], []
-    for h, a, b in parts:
+    ts_l, key_l, gid_l, cpu_l, st_l, src_l, row_l = [], [], [], [], [], [], []
+    # parts in rank order: a stable sort on the key then breaks ties by rank, and timsort
+    # merges the already sorted runs in O(n log k)
+    for h, a, b in sorted(parts, key=lambda p: p[0].rank):
         assert h.chunk is not None and h.ts is not None and h.key is not None and h.gid is not None
         ci = len(chunks)
         chunks.append(h.chunk)
@@ -68,7 +70,6 @@ def _batch(ts_set: TraceSet, parts: list[tuple[_Head, int, int]], chunks: list[C
         st_l.append(np.full(n, h.sf.index, np.int32))
         src_l.append(np.full(n, ci, np.int32))
         row_l.append(np.arange(a, b, dtype=np.int64))
-        rank_l.append(np.full(n, h.rank[-1], np.int64))
     ts = np.concatenate(ts_l)
     gid = np.concatenate(gid_l)
     cpu = np.concatenate(cpu_l)
@@ -76,7 +77,7 @@ def _batch(ts_set: TraceSet, parts: list[tuple[_Head, int, int]], chunks: list[C
     src = np.concatenate(src_l)
     row = np.concatenate(row_l)
     if order and len(parts) > 1:
-        perm = np.lexsort((np.concatenate(rank_l), np.concatenate(key_l)))
+        perm = np.argsort(np.concatenate(key_l), kind="stable")
         ts, gid, cpu, st, src, row = ts[perm], gid[perm], cpu[perm], st[perm], src[perm], row[perm]
     return EventBatch(ts_set, ts, gid, cpu, st, src, row, chunks)
 

@@ -6,7 +6,9 @@ the bounds checks on it. Parsing the text itself is :mod:`tracewatch.ctf.tsdl`'s
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import struct
 
 from ..errors import MetadataError
@@ -74,7 +76,43 @@ def _depacketize(data: bytes, order: str, path: str, partial: bool) -> str:
         raise MetadataError(f"metadata text is not UTF-8 (text byte {e.start})", path) from None
 
 
+_CACHE_VERSION = b"tracewatch-metadata-1"
+
+
+def _cache_dir() -> str | None:
+    if os.environ.get("TRACEWATCH_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "tracewatch", "metadata")
+
+
 def parse_metadata_bytes(data: bytes, path: str = "metadata") -> TraceClass:
+    """Parse metadata bytes; large metadata (LTTng kernel: ~300 KB) is cached by content hash
+    so a trace's metadata is parsed once per machine, not once per run."""
+    cdir = _cache_dir() if len(data) > 16384 else None
+    key = hashlib.sha256(_CACHE_VERSION + data).hexdigest() if cdir else ""
+    if cdir:
+        try:
+            with open(os.path.join(cdir, key + ".pickle"), "rb") as f:
+                tc = pickle.load(f)
+            if isinstance(tc, TraceClass):
+                return tc
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+            pass
+    tc = _parse_metadata_bytes(data, path)
+    if cdir:
+        try:
+            os.makedirs(cdir, exist_ok=True)
+            tmp = os.path.join(cdir, f"{key}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(tc, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, os.path.join(cdir, key + ".pickle"))
+        except OSError:
+            pass
+    return tc
+
+
+def _parse_metadata_bytes(data: bytes, path: str) -> TraceClass:
     text, packet_order = metadata_text(data, path)
     if packet_order is None:
         check_version_header_or_raise(text, path)

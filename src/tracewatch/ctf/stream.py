@@ -104,58 +104,62 @@ class StreamReader:
     def _fault(self, offset: int, reason: str, packet_offset: int | None = None) -> DecodeError:
         return DecodeError(self.name, offset, reason, packet_offset)
 
-    def chunks(self, max_events: int = 1 << 16) -> Iterator[Chunk]:
-        """Yield chunks of at most about ``max_events`` events; raise DecodeError at a fault
-        after yielding everything decoded before it."""
-        ct = self.ct
+    def chunks(self, max_events: int = 1 << 17) -> Iterator[Chunk]:
+        """Yield chunks (the events of the packets of one window of the file, at most about
+        ``max_events``); raise DecodeError at a fault after yielding everything before it."""
         size = self.src.size
         pos = 0  # byte offset of the next packet
-        win_start = 0
-        win = np.zeros(0, np.uint8)
-        pending: list[_Part] = []
-        pending_events = 0
         while pos < size:
-            # make sure the window holds at least the packet header+context
-            if pos < win_start or pos + 4096 > win_start + win.shape[0] and win_start + win.shape[0] < size:
-                win_start = pos
-                win = np.frombuffer(self.src.read(pos, WINDOW), np.uint8)
+            win = np.frombuffer(self.src.read(pos, WINDOW), np.uint8)
+            out = _Out(self.ct, win, max(1024, min(max_events, win.shape[0] // 8)))
+            pos, fault = self._decode_window(win, pos, out, max_events)
+            chunk = out.chunk()
+            if chunk is not None:
+                yield chunk
+            if fault is not None:
+                raise fault
+
+    def _decode_window(self, win: np.ndarray, win_start: int, out: _Out,
+                       max_events: int) -> tuple[int, DecodeError | None]:
+        """Decode the packets wholly inside ``win``; return (next packet offset, fault)."""
+        ct = self.ct
+        size = self.src.size
+        pos = win_start
+        regs, rset = self.regs, self.rset
+        while pos < size:
             rel = pos - win_start
-            regs, rset = self.regs, self.rset
+            if rel and (out.n >= max_events or rel + 4096 > win.shape[0]) and win_start + win.shape[0] < size:
+                return pos, None  # next window
             rset[: vm.FIRST_USER_REG] = 0
             rset[vm.R_CLOCK] = 1  # the clock keeps its value from packet to packet
-            pvals = np.zeros(256, np.int64)
-            pv = 0
+            pv0 = out.npv
             bit = rel * 8
             end_bits = win.shape[0] * 8
-            hdr_start = 0
             if ct.header_pc >= 0:
-                st, bit, pv, err, arg = vm.run_program(win, bit, end_bits, ct.prog, ct.vtab, ct.header_pc,
-                                                       regs, rset, pvals, pv)
+                st, bit, out.npv, err, arg = vm.run_program(win, bit, end_bits, ct.prog, ct.vtab, ct.header_pc,
+                                                            regs, rset, out.pvals, out.npv)
                 if st != vm.ST_OK:
-                    yield from _flush(pending)
-                    raise self._fault(win_start + bit // 8, "truncated packet header" if err == vm.E_BOUNDS
-                                      else vm.ERROR_TEXT.get(err, "bad packet header").format(arg=arg), pos)
+                    return pos, self._fault(win_start + bit // 8, "truncated packet header" if err == vm.E_BOUNDS
+                                            else vm.ERROR_TEXT.get(err, "bad packet header").format(arg=arg), pos)
                 if rset[vm.R_MAGIC] and (int(regs[vm.R_MAGIC]) & 0xFFFFFFFF) != _MAGIC:
-                    yield from _flush(pending)
-                    raise self._fault(pos, f"bad packet magic 0x{int(regs[vm.R_MAGIC]) & 0xFFFFFFFF:08x}", pos)
-                self._check_uuid(win, rel, pos, pending)
+                    return pos, self._fault(pos, f"bad packet magic 0x{int(regs[vm.R_MAGIC]) & 0xFFFFFFFF:08x}", pos)
+                fault = self._check_uuid(win, rel, pos)
+                if fault is not None:
+                    return pos, fault
             sid = int(regs[vm.R_STREAM_ID]) if rset[vm.R_STREAM_ID] else None
             if sid is None:
                 if len(ct.streams) != 1:
-                    yield from _flush(pending)
-                    raise self._fault(pos, "packet header has no stream_id and there are several stream classes", pos)
+                    return pos, self._fault(pos, "packet header has no stream_id and there are several stream classes", pos)
                 sid = next(iter(ct.streams))
             cs = ct.streams.get(sid)
             if cs is None:
-                yield from _flush(pending)
-                raise self._fault(pos, f"packet refers to undeclared stream class {sid}", pos)
-            ctx_start = pv
+                return pos, self._fault(pos, f"packet refers to undeclared stream class {sid}", pos)
+            pv1 = out.npv
             if cs.context_pc >= 0:
-                st, bit, pv, err, arg = vm.run_program(win, bit, end_bits, ct.prog, ct.vtab, cs.context_pc,
-                                                       regs, rset, pvals, pv)
+                st, bit, out.npv, err, arg = vm.run_program(win, bit, end_bits, ct.prog, ct.vtab, cs.context_pc,
+                                                            regs, rset, out.pvals, out.npv)
                 if st != vm.ST_OK:
-                    yield from _flush(pending)
-                    raise self._fault(win_start + bit // 8, "truncated packet context", pos)
+                    return pos, self._fault(win_start + bit // 8, "truncated packet context", pos)
             hdr_bits = bit - rel * 8
             remaining_bits = (size - pos) * 8
             psize = int(regs[vm.R_PACKET_SIZE]) if rset[vm.R_PACKET_SIZE] else None
@@ -167,14 +171,12 @@ class StreamReader:
             if csize is None:
                 csize = psize
             if psize <= 0 or psize % 8:
-                yield from _flush(pending)
-                raise self._fault(pos, f"bad packet size {psize} bits", pos)
+                return pos, self._fault(pos, f"bad packet size {psize} bits", pos)
             if csize > psize:
-                yield from _flush(pending)
-                raise self._fault(pos, f"content size {csize} bits larger than packet size {psize} bits", pos)
+                return pos, self._fault(pos, f"content size {csize} bits larger than packet size {psize} bits", pos)
             if csize < hdr_bits:
-                yield from _flush(pending)
-                raise self._fault(pos, f"content size {csize} bits smaller than the packet header and context ({hdr_bits} bits)", pos)
+                return pos, self._fault(pos, f"content size {csize} bits smaller than the packet header and "
+                                        f"context ({hdr_bits} bits)", pos)
             truncated = None
             if psize > remaining_bits:
                 # decode what the file still holds of this packet, then report the cut
@@ -182,12 +184,13 @@ class StreamReader:
                                         f"({size - pos} bytes left): truncated stream", pos)
                 psize = remaining_bits - remaining_bits % 8
                 csize = min(csize, psize)
-            if (psize // 8) > win.shape[0] - rel:
-                # the packet is not wholly in the window: re-read from its start
-                win_start = pos
-                win = np.frombuffer(self.src.read(pos, max(WINDOW, psize // 8)), np.uint8)
-                rel = 0
-                bit = hdr_bits
+            if psize // 8 > win.shape[0] - rel:
+                if rel:
+                    out.npv = pv0
+                    return pos, None  # the packet starts a new window
+                win2 = np.frombuffer(self.src.read(pos, psize // 8), np.uint8)
+                out.retarget(win2)  # a packet larger than the window: its own window
+                win = win2
             info = PacketInfo(
                 offset=pos, packet_size=psize, content_size=csize, stream_class_id=sid,
                 stream_instance_id=int(regs[vm.R_STREAM_INSTANCE_ID]) if rset[vm.R_STREAM_INSTANCE_ID] else None,
@@ -199,39 +202,35 @@ class StreamReader:
             )
             self._note_discarded(info)
             self._note_overlap(info)
-            part, fault = self._decode_events(win, win_start, rel, bit, csize, cs, info, pvals[:pv].copy(),
-                                              (hdr_start, ctx_start))
-            if part is not None:
-                pending.append(part)
-                pending_events += len(part.cls)
+            n_before = out.n
+            fault = self._decode_events(win, rel * 8 + hdr_bits, rel * 8 + csize, cs, out, info)
+            out.add_packet(info, n_before, pv0, pv1)
             if truncated is not None:
                 fault = truncated if fault is None else DecodeError(
                     self.name, fault.offset, f"{fault.reason} (stream truncated: {truncated.reason})", pos)
             if fault is not None:
-                yield from _flush(pending)
-                raise fault
-            if pending_events >= max_events:
-                yield from _flush(pending)
-                pending = []
-                pending_events = 0
+                return size, fault
             pos += psize // 8
-        yield from _flush(pending)
+            if out.window is not win:
+                return pos, None
+        return pos, None
 
-    def _check_uuid(self, win: np.ndarray, rel: int, pos: int, pending: list[_Part]) -> None:
+    def _check_uuid(self, win: np.ndarray, rel: int, pos: int) -> DecodeError | None:
         tc = self.ct.trace_class
         if tc.uuid is None or tc.packet_header is None:
-            return
+            return None
         # the uuid array follows the magic when declared as "uint8_t uuid[16]"
         names = [n for n, _ in tc.packet_header.fields]
         if "uuid" not in names:
-            return
+            return None
         # decoded as part of the header values: bytes at the uuid field's position
         # (byte-aligned in every real trace); compare only when it is the second field
         if names[:2] == ["magic", "uuid"]:
             got = bytes(win[rel + 4: rel + 20])
             want = bytes.fromhex(tc.uuid.replace("-", ""))
             if got != want:
-                raise self._fault(pos + 4, f"packet UUID {got.hex()} differs from the trace's {want.hex()}", pos)
+                return self._fault(pos + 4, f"packet UUID {got.hex()} differs from the trace's {want.hex()}", pos)
+        return None
 
     def _note_overlap(self, info: PacketInfo) -> None:
         prev = getattr(self, "_prev_end", None)
@@ -251,101 +250,77 @@ class StreamReader:
                 self.on_warning(f"{self.name}: tracer discarded {new} events before packet at byte "
                                 f"{info.offset} ({info.events_discarded} in this stream so far)")
 
-    def _decode_events(self, win: np.ndarray, win_start: int, rel: int, bit: int, csize: int,
-                       cs: CompiledStream, info: PacketInfo, pvals: np.ndarray,
-                       pvoff: tuple[int, int]) -> tuple[_Part | None, DecodeError | None]:
+    def _decode_events(self, win: np.ndarray, pos: int, end: int, cs: CompiledStream, out: _Out,
+                       info: PacketInfo) -> DecodeError | None:
+        """Decode one packet's events (bits ``pos`` to ``end`` of the window) into ``out``."""
         ct = self.ct
-        end = rel * 8 + csize
-        pkt_bytes = win[rel: rel + info.packet_size // 8]
-        # decode in packet-relative coordinates so string offsets index pkt_bytes
-        pos = bit - rel * 8
-        end -= rel * 8
         if cs.ev_ids.shape[0] == 0:
             if pos < end:
-                return None, self._fault(info.offset + pos // 8, "event data in a stream with no event classes",
-                                         info.offset)
-            return None, None
-        est = max(16, (end - pos) // 64 + 1)
-        parts_cls, parts_clk, parts_off, parts_vals = [], [], [], []
-        nv_total = 0
-        fault = None
+                return self._fault(info.offset + (pos - (end - info.content_size)) // 8,
+                                   "event data in a stream with no event classes", info.offset)
+            return None
+        base_bit = end - info.content_size  # bit offset of the packet in the window
         while True:
-            out_cls = np.empty(est, np.int32)
-            out_clk = np.empty(est, np.int64)
-            out_off = np.empty((est, 5), np.int64)
-            vals = np.empty(est * 12 + 64, np.int64)
-            st, n, nv, pos, err, arg = vm.decode_events(
-                pkt_bytes, pos, end, ct.prog, ct.vtab, cs.header_pc, cs.event_context_pc, cs.ev_ids,
-                cs.ctx_pcs, cs.pay_pcs, self.regs, self.rset, out_cls, out_clk, out_off, vals)
-            if n:
-                off = out_off[:n]
-                off[:, :4] += nv_total
-                parts_cls.append(out_cls[:n])
-                parts_clk.append(out_clk[:n])
-                parts_off.append(off)
-                parts_vals.append(vals[:nv])
-                nv_total += nv
+            st, out.n, out.nv, pos, err, arg = vm.decode_events(
+                win, pos, end, ct.prog, ct.vtab, cs.header_pc, cs.event_context_pc, cs.ev_ids,
+                cs.ctx_pcs, cs.pay_pcs, self.regs, self.rset, out.cls, out.clk, out.off, out.vals, out.n, out.nv)
             if st == vm.ST_OK:
-                break
+                return None
             if st == vm.ST_NEED_SPACE:
-                if n == 0 and nv == 0:
-                    est *= 4
+                out.grow()
                 continue
             reason = vm.ERROR_TEXT.get(err, "decoding error").format(arg=arg)
-            fault = self._fault(info.offset + pos // 8, reason, info.offset)
-            break
-        if not parts_cls:
-            return None, fault
-        cls = np.concatenate(parts_cls) if len(parts_cls) > 1 else parts_cls[0]
-        return _Part(pkt_bytes, np.concatenate(parts_vals) if len(parts_vals) > 1 else parts_vals[0], cls,
-                     np.concatenate(parts_clk) if len(parts_clk) > 1 else parts_clk[0],
-                     np.concatenate(parts_off) if len(parts_off) > 1 else parts_off[0], info, pvals, pvoff), fault
+            return self._fault(info.offset + (pos - base_bit) // 8, reason, info.offset)
 
 
-@dataclass
-class _Part:
-    buf: np.ndarray
-    vals: np.ndarray
-    cls: np.ndarray
-    clk: np.ndarray
-    off: np.ndarray
-    info: PacketInfo
-    pvals: np.ndarray
-    pvoff: tuple[int, int]
+class _Out:
+    """The growing output arrays of one chunk."""
 
+    def __init__(self, ct: CompiledTrace, window: np.ndarray, cap: int) -> None:
+        self.window = window
+        self.cls = np.empty(cap, np.int32)
+        self.clk = np.empty(cap, np.int64)
+        self.off = np.empty((cap, 5), np.int64)
+        self.vals = np.empty(cap * 10, np.int64)
+        self.pvals = np.empty(4096, np.int64)
+        self.n = 0
+        self.nv = 0
+        self.npv = 0
+        self.packets: list[PacketInfo] = []
+        self.packet_n: list[int] = []
+        self.pvoff: list[tuple[int, int]] = []
 
-def _flush(parts: list[_Part]) -> Iterator[Chunk]:
-    if not parts:
-        return
-    bufs, vals, offs, pvals, pvoffs = [], [], [], [], []
-    boff = 0
-    voff = 0
-    pvo = 0
-    for p in parts:
-        off = p.off.copy()
-        off[:, :4] += voff
-        off[:, 4] += boff * 8
-        offs.append(off)
-        v = p.vals
-        bufs.append(p.buf)
-        vals.append((v, boff))
-        boff += p.buf.shape[0]
-        voff += v.shape[0]
-        pvals.append(p.pvals)
-        pvoffs.append((pvo + p.pvoff[0], pvo + p.pvoff[1]))
-        pvo += p.pvals.shape[0]
-    buf = np.concatenate(bufs) if len(bufs) > 1 else bufs[0].copy()
-    # string offsets are packet-relative: the chunk keeps a per-event base to add
-    allvals = np.concatenate([v for v, _ in vals]) if len(vals) > 1 else vals[0][0]
-    cls = np.concatenate([p.cls for p in parts])
-    n = cls.shape[0]
-    packet_of = np.repeat(np.arange(len(parts), dtype=np.int32), [p.cls.shape[0] for p in parts])
-    cpu = np.array([-1 if p.info.cpu_id is None else p.info.cpu_id for p in parts], np.int32)[packet_of]
-    sc = np.array([p.info.stream_class_id for p in parts], np.int32)[packet_of]
-    chunk = Chunk(buf=buf, vals=allvals, cls=cls, cycles=np.concatenate([p.clk for p in parts]),
-                  off=np.concatenate(offs), cpu=cpu, stream_class_id=sc, packets=[p.info for p in parts],
-                  packet_of=packet_of, packet_vals=np.concatenate(pvals),
-                  packet_val_off=np.array(pvoffs, np.int64).reshape(-1, 2),
-                  buf_base=np.array([b for _, b in vals], np.int64)[packet_of] if n else np.zeros(0, np.int64))
-    parts.clear()
-    yield chunk
+    def retarget(self, window: np.ndarray) -> None:
+        assert self.n == 0
+        self.window = window
+
+    def grow(self) -> None:
+        if self.n >= self.cls.shape[0] - 1:
+            cap = self.cls.shape[0] * 2
+            self.cls = np.resize(self.cls, cap)
+            self.clk = np.resize(self.clk, cap)
+            off = np.empty((cap, 5), np.int64)
+            off[: self.n] = self.off[: self.n]
+            self.off = off
+        else:
+            self.vals = np.resize(self.vals, self.vals.shape[0] * 2)
+
+    def add_packet(self, info: PacketInfo, n_before: int, pv0: int, pv1: int) -> None:
+        self.packets.append(info)
+        self.packet_n.append(self.n - n_before)
+        self.pvoff.append((pv0, pv1))
+        if self.npv > self.pvals.shape[0] - 512:
+            self.pvals = np.resize(self.pvals, self.pvals.shape[0] * 2)
+
+    def chunk(self) -> Chunk | None:
+        if not self.packets:
+            return None
+        n = self.n
+        packet_of = np.repeat(np.arange(len(self.packets), dtype=np.int32), self.packet_n)
+        cpu = np.array([-1 if p.cpu_id is None else p.cpu_id for p in self.packets], np.int32)[packet_of]
+        sc = np.array([p.stream_class_id for p in self.packets], np.int32)[packet_of]
+        return Chunk(buf=self.window, vals=self.vals[: self.nv], cls=self.cls[:n], cycles=self.clk[:n],
+                     off=self.off[:n], cpu=cpu, stream_class_id=sc, packets=self.packets,
+                     packet_of=packet_of, packet_vals=self.pvals[: self.npv],
+                     packet_val_off=np.array(self.pvoff, np.int64).reshape(-1, 2),
+                     buf_base=np.zeros(n, np.int64))

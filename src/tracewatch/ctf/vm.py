@@ -23,7 +23,7 @@ __all__ = [
     "R_STREAM_INSTANCE_ID", "R_CONTENT_SIZE", "R_PACKET_SIZE", "R_TS_BEGIN", "R_TS_END",
     "R_DISCARDED", "R_SEQ_NUM", "R_CPU_ID", "R_EVENT_ID", "R_CLOCK", "FIRST_USER_REG",
     "ST_OK", "ST_NEED_SPACE", "ST_ERROR", "E_BOUNDS", "E_UNKNOWN_ID", "E_VARIANT",
-    "E_SEQ_LEN", "E_EMPTY_EVENT", "E_UNSET_REG", "E_NESTING", "E_STRING",
+    "E_SEQ_LEN", "E_EMPTY_EVENT", "E_UNSET_REG", "E_NESTING", "E_STRING", "MAX_DEPTH",
     "run_program", "decode_events", "ERROR_TEXT",
 ]
 
@@ -59,6 +59,20 @@ MAX_EMPTY_SEQ = 1 << 24  # bound on element counts of sequences whose elements o
 def _read_le(buf, pos, size):
     byte = pos >> 3
     shift = pos & 7
+    if shift == 0:
+        if size == 32:
+            return (uint64(buf[byte]) | (uint64(buf[byte + 1]) << uint64(8))
+                    | (uint64(buf[byte + 2]) << uint64(16)) | (uint64(buf[byte + 3]) << uint64(24)))
+        if size == 8:
+            return uint64(buf[byte])
+        if size == 64:
+            lo = (uint64(buf[byte]) | (uint64(buf[byte + 1]) << uint64(8))
+                  | (uint64(buf[byte + 2]) << uint64(16)) | (uint64(buf[byte + 3]) << uint64(24)))
+            hi = (uint64(buf[byte + 4]) | (uint64(buf[byte + 5]) << uint64(8))
+                  | (uint64(buf[byte + 6]) << uint64(16)) | (uint64(buf[byte + 7]) << uint64(24)))
+            return lo | (hi << uint64(32))
+        if size == 16:
+            return uint64(buf[byte]) | (uint64(buf[byte + 1]) << uint64(8))
     nbytes = (shift + size + 7) >> 3
     v = uint64(0)
     m = nbytes if nbytes < 8 else 8
@@ -94,10 +108,11 @@ def _read_be(buf, pos, size):
 
 @njit(cache=True)
 def run_program(buf, pos, end, prog, vtab, pc, regs, rset, vals, nvals):
-    """Run the program at ``pc``; return (status, pos, nvals, error code, error argument)."""
-    loop_rem = np.empty(MAX_DEPTH, np.int64)
-    loop_pc = np.empty(MAX_DEPTH, np.int64)
+    """Run the program at ``pc``; return (status, pos, nvals, error code, error argument).
+
+    Loop counters live in ``regs[NREGS - 2 * MAX_DEPTH:]`` so that no call allocates."""
     depth = 0
+    lr = NREGS - 2 * MAX_DEPTH  # loop_rem[d] = regs[lr + d], loop_pc[d] = regs[lr + MAX_DEPTH + d]
     cap = vals.shape[0]
     while True:
         op = prog[pc, 0]
@@ -201,14 +216,14 @@ def run_program(buf, pos, end, prog, vtab, pc, regs, rset, vals, nvals):
             else:
                 if depth >= MAX_DEPTH:
                     return ST_ERROR, pos, nvals, E_NESTING, 0
-                loop_rem[depth] = count
-                loop_pc[depth] = pc + 1
+                regs[lr + depth] = count
+                regs[lr + MAX_DEPTH + depth] = pc + 1
                 depth += 1
                 pc += 1
         elif op == OP_LOOP_END:
-            loop_rem[depth - 1] -= 1
-            if loop_rem[depth - 1] > 0:
-                pc = loop_pc[depth - 1]
+            regs[lr + depth - 1] -= 1
+            if regs[lr + depth - 1] > 0:
+                pc = regs[lr + MAX_DEPTH + depth - 1]
             else:
                 depth -= 1
                 pc += 1
@@ -260,15 +275,14 @@ def run_program(buf, pos, end, prog, vtab, pc, regs, rset, vals, nvals):
 
 @njit(cache=True)
 def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pay_pcs,
-                  regs, rset, out_cls, out_clk, out_off, vals):
+                  regs, rset, out_cls, out_clk, out_off, vals, n, nvals):
     """Decode events from bit ``pos`` to ``end`` (the packet's content end).
 
-    Returns (status, events decoded, values used, bit position, error code, error arg).
-    On ST_NEED_SPACE the position is the start of the first event not decoded: grow the
-    output arrays and call again from there.
+    Outputs are written from index ``n`` (events) and ``nvals`` (values) on. Returns
+    (status, events, values, bit position, error code, error arg), the counts being the new
+    totals. On ST_NEED_SPACE the position is the start of the first event not decoded: grow
+    the output arrays and call again from there.
     """
-    n = 0
-    nvals = 0
     cap_ev = out_cls.shape[0]
     single = ev_ids.shape[0] == 1
     while pos < end:

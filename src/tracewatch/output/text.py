@@ -8,6 +8,7 @@ Imports only :mod:`tracewatch.ctf`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,16 +39,37 @@ class TextOptions:
 
 
 def _int(v: int, t: IntType) -> str:
+    """An integer in its display base, as babeltrace2 prints it: negative values in base 16
+    (8) are masked to the size rounded up to a whole nibble (3-bit group); base 2 shows every
+    bit of the field."""
+    if t.base == 10:
+        return str(v)
+    size = t.size
     if t.base == 16:
-        return "0x" + format(v & ((1 << t.size) - 1) if v < 0 else v, "X")
+        if v < 0:
+            v &= (1 << min(64, (size + 3) & ~3)) - 1
+        return "0x" + format(v, "X")
     if t.base == 8:
-        return "0" + format(v & ((1 << t.size) - 1) if v < 0 else v, "o")
-    if t.base == 2:
-        return "0b" + format(v & ((1 << t.size) - 1) if v < 0 else v, "b")
-    return str(v)
+        if v < 0:
+            v &= (1 << min(64, ((size - 1) // 3 + 1) * 3)) - 1
+        return "0" + format(v, "o")
+    return "0b" + format(v & ((1 << size) - 1), "b").zfill(size)
+
+
+_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+            "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group(0)
+    return _ESCAPES.get(c) or f"\\x{ord(c):02x}"
 
 
 def _string(s: str) -> str:
+    """A string literal as babeltrace2 prints it (C escapes, \\xNN for other control chars)."""
+    if _NEEDS_ESCAPE.search(s):
+        s = _NEEDS_ESCAPE.sub(_escape_char, s)
     return '"' + s + '"'
 
 
@@ -63,7 +85,7 @@ def format_value(v: Any, t: FieldType) -> str:
         elif len(labels) == 1:
             lab = _string(labels[0])
         else:
-            lab = "{ " + ", ".join(_string(x) for x in labels) + " }"
+            lab = ", ".join(_string(x) for x in labels)
         return f"( {lab} : container = {_int(int(v), t.container)} )"
     if isinstance(t, IntType):
         return _int(v, t)
