@@ -20,7 +20,7 @@ from .compile import CompiledStream, CompiledTrace
 
 __all__ = ["Chunk", "PacketInfo", "StreamReader", "BytesSource", "FileSource"]
 
-WINDOW = 4 * 1024 * 1024
+WINDOW = 1024 * 1024
 _MAGIC = 0xC1FC1FC1
 
 
@@ -71,6 +71,19 @@ class BytesSource:
         return self.data[offset: offset + length]
 
 
+class _PacketSource:
+    """The bytes of one live packet, placed at their offset in the stream."""
+
+    def __init__(self, data: bytes, base: int, name: str) -> None:
+        self.data = data
+        self.base = base
+        self.name = name
+        self.size = base + len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset - self.base: offset - self.base + length]
+
+
 class FileSource:
     """A medium reading a stream file by windows."""
 
@@ -90,7 +103,7 @@ class FileSource:
 class StreamReader:
     """Decodes one stream's packets into :class:`Chunk` objects, packet by packet."""
 
-    def __init__(self, ct: CompiledTrace, source: BytesSource | FileSource,
+    def __init__(self, ct: CompiledTrace, source: BytesSource | FileSource | _PacketSource,
                  on_warning: Callable[[str], None] | None = None) -> None:
         self.ct = ct
         self.src = source
@@ -99,12 +112,16 @@ class StreamReader:
         self.regs = np.zeros(vm.NREGS, np.int64)
         self.rset = np.zeros(vm.NREGS, np.uint8)
         self.discarded_total = 0
-        self.error: DecodeError | None = None
+        self.overlaps = 0
+        self.max_overlap = 0
+        self.first_overlap: int | None = None
+        self._prev_end: int | None = None
+        self._live_pos = 0  # bytes given to decode_packet so far
 
     def _fault(self, offset: int, reason: str, packet_offset: int | None = None) -> DecodeError:
         return DecodeError(self.name, offset, reason, packet_offset)
 
-    def chunks(self, max_events: int = 1 << 17) -> Iterator[Chunk]:
+    def chunks(self, max_events: int = 1 << 15) -> Iterator[Chunk]:
         """Yield chunks (the events of the packets of one window of the file, at most about
         ``max_events``); raise DecodeError at a fault after yielding everything before it."""
         size = self.src.size
@@ -117,7 +134,31 @@ class StreamReader:
             if chunk is not None:
                 yield chunk
             if fault is not None:
+                self._report_overlaps()
                 raise fault
+        self._report_overlaps()
+
+    def decode_packet(self, data: bytes, offset: int | None = None) -> Chunk | None:
+        """Decode one more packet (or several consecutive ones) of this stream, given as bytes
+        (live reading), with the clock state left by the previous packets; None if it holds no
+        packet. ``offset`` is the packet's byte offset in its stream, for messages (by default
+        the bytes given so far). Raise DecodeError at a fault: the events decoded before it are
+        lost with this packet."""
+        base = self._live_pos if offset is None else offset
+        self._live_pos = base + len(data)
+        if not data:
+            return None
+        saved = self.src
+        self.src = _PacketSource(data, base, self.name)
+        try:
+            win = np.frombuffer(data, np.uint8)
+            out = _Out(self.ct, win, max(1024, win.shape[0] // 8))
+            _, fault = self._decode_window(win, base, out, 1 << 62)
+        finally:
+            self.src = saved
+        if fault is not None:
+            raise fault
+        return out.chunk()
 
     def _decode_window(self, win: np.ndarray, win_start: int, out: _Out,
                        max_events: int) -> tuple[int, DecodeError | None]:
@@ -233,12 +274,20 @@ class StreamReader:
         return None
 
     def _note_overlap(self, info: PacketInfo) -> None:
-        prev = getattr(self, "_prev_end", None)
-        if prev is not None and info.begin_cycles is not None and info.begin_cycles < prev and self.on_warning:
-            self.on_warning(f"{self.name}: packet at byte {info.offset} begins before the previous packet "
-                            f"ended ({prev - info.begin_cycles} clock cycles earlier); events kept in stream order")
+        prev = self._prev_end
+        if prev is not None and info.begin_cycles is not None and info.begin_cycles < prev:
+            self.overlaps += 1
+            self.max_overlap = max(self.max_overlap, prev - info.begin_cycles)
+            if self.first_overlap is None:
+                self.first_overlap = info.offset
         if info.end_cycles is not None:
             self._prev_end = info.end_cycles
+
+    def _report_overlaps(self) -> None:
+        if self.overlaps and self.on_warning:
+            self.on_warning(f"{self.name}: {self.overlaps} packets begin before the previous packet ended "
+                            f"(first at byte {self.first_overlap}, by up to {self.max_overlap} clock cycles); "
+                            "events delivered in stream order")
 
     def _note_discarded(self, info: PacketInfo) -> None:
         if info.events_discarded is None:

@@ -57,8 +57,8 @@ def _int(v: int, t: IntType) -> str:
 
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-            "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]')
+            "\v": "\\v", "\\": "\\\\", '"': '\\"', "'": "\\'", "?": "\\?"}
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\\'?]')
 
 
 def _escape_char(m: re.Match[str]) -> str:
