@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,43 +78,80 @@ def _float(x: float) -> str:
     return f"{x:g}"
 
 
-def format_value(v: Any, t: FieldType) -> str:
+Fmt = Callable[[Any], str]
+_FMT_CACHE: dict[int, tuple[FieldType, Fmt]] = {}
+
+
+def formatter(t: FieldType) -> Fmt:
+    """A function formatting values of type ``t`` (built once per type object)."""
+    hit = _FMT_CACHE.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    f = _build(t)
+    _FMT_CACHE[id(t)] = (t, f)
+    return f
+
+
+def _build(t: FieldType) -> Fmt:
     if isinstance(t, EnumType):
-        labels = v.labels if isinstance(v, EnumValue) else tuple(t.labels_for(int(v)))
-        if not labels:
-            lab = "<unknown>"
-        elif len(labels) == 1:
-            lab = _string(labels[0])
-        else:
-            lab = ", ".join(_string(x) for x in labels)
-        return f"( {lab} : container = {_int(int(v), t.container)} )"
+        et, cont = t, t.container
+
+        def fmt_enum(v: Any) -> str:
+            labels = v.labels if isinstance(v, EnumValue) else tuple(et.labels_for(int(v)))
+            lab = ", ".join(_string(x) for x in labels) if labels else "<unknown>"
+            return f"( {lab} : container = {_int(int(v), cont)} )"
+        return fmt_enum
     if isinstance(t, IntType):
-        return _int(v, t)
+        if t.base == 10:
+            return str
+        it = t
+        return lambda v: _int(v, it)
     if isinstance(t, FloatType):
-        return _float(v)
-    if isinstance(v, str):
-        return _string(v)
+        return _float
     if isinstance(t, StructType):
-        return format_struct(v, t)
+        if not t.fields:
+            return lambda d: "{ }"
+        parts = [(field_name(n), field_name(n) + " = ", formatter(ft)) for n, ft in t.fields]
+
+        def fmt_struct(d: Any) -> str:
+            return "{ " + ", ".join([p + f(d[n]) for n, p, f in parts]) + " }"
+        return fmt_struct
     if isinstance(t, (ArrayType, SequenceType)):
-        if not v:
-            return "[ ]"
-        return "[ " + ", ".join(f"[{i}] = {format_value(x, t.element)}" for i, x in enumerate(v)) + " ]"
+        el = formatter(t.element)
+
+        def fmt_array(v: Any) -> str:
+            if isinstance(v, str):
+                return _string(v)
+            if not v:
+                return "[ ]"
+            return "[ " + ", ".join([f"[{i}] = {el(x)}" for i, x in enumerate(v)]) + " ]"
+        return fmt_array
     if isinstance(t, VariantType):
-        assert isinstance(v, VariantValue)
-        ot = next(ot for n, ot in t.options if field_name(n) == v.option)
-        return "{ " + format_value(v.value, ot) + " }"
-    return str(v)
+        opts = {field_name(n): formatter(ot) for n, ot in t.options}
+
+        def fmt_variant(v: Any) -> str:
+            assert isinstance(v, VariantValue)
+            return "{ " + opts[v.option](v.value) + " }"
+        return fmt_variant
+    return lambda v: _string(v) if isinstance(v, str) else str(v)
+
+
+def format_value(v: Any, t: FieldType) -> str:
+    return formatter(t)(v)
 
 
 def format_struct(d: dict[str, Any], t: StructType) -> str:
-    if not t.fields:
-        return "{ }"
-    parts = []
-    for n, ft in t.fields:
-        fn = field_name(n)
-        parts.append(f"{fn} = {format_value(d[fn], ft)}")
-    return "{ " + ", ".join(parts) + " }"
+    return formatter(t)(d)
+
+
+@dataclass
+class _ClassFormat:
+    timestamps: bool
+    head: str  # "HOST NAME:" part
+    cpu: Fmt | None
+    stream_ctx: Fmt | None
+    event_ctx: Fmt | None
+    payload: Fmt | None
 
 
 class TextFormatter:
@@ -122,15 +160,19 @@ class TextFormatter:
     def __init__(self, options: TextOptions | None = None) -> None:
         self.opt = options or TextOptions()
         self.last: int | None = None
+        self._sec: int | None = None
+        self._sec_text = ""
+        self._classes: dict[int, _ClassFormat] = {}
 
     def timestamp(self, ns: int) -> str:
         s, frac = divmod(ns, 1_000_000_000)
         if self.opt.clock_seconds:
             return f"[{s}.{frac:09d}]"
-        tm = time.gmtime(s) if self.opt.clock_gmt else time.localtime(s)
-        if self.opt.clock_date:
-            return f"[{time.strftime('%Y-%m-%d %H:%M:%S', tm)}.{frac:09d}]"
-        return f"[{time.strftime('%H:%M:%S', tm)}.{frac:09d}]"
+        if s != self._sec:
+            tm = time.gmtime(s) if self.opt.clock_gmt else time.localtime(s)
+            fmt = "%Y-%m-%d %H:%M:%S" if self.opt.clock_date else "%H:%M:%S"
+            self._sec, self._sec_text = s, time.strftime(fmt, tm)
+        return f"[{self._sec_text}.{frac:09d}]"
 
     def delta(self, ns: int) -> str:
         if self.last is None:
@@ -142,14 +184,13 @@ class TextFormatter:
         self.last = ns
         return out
 
-    def format(self, ev: Event) -> str:
+    def _class(self, ev: Event) -> _ClassFormat:
         gc = ev.gclass
+        cf = self._classes.get(gc.gid)
+        if cf is not None:
+            return cf
         trace = gc.trace
         head = []
-        if trace.trace_class.clocks or _has_timestamps(trace):
-            head.append(self.timestamp(ev.timestamp))
-            if self.opt.delta:
-                head.append(self.delta(ev.timestamp))
         if self.opt.show_host:
             env = trace.trace_class.env
             parts = [str(env[k]) for k in ("hostname", "procname") if k in env]
@@ -157,19 +198,37 @@ class TextFormatter:
                 parts.append(f"({env['vpid']})")
             if parts:
                 head.append(":".join(parts))
-        head.append(ev.name + ":")
-        scopes = []
+        head.append(gc.name + ":")
         sc = trace.trace_class.streams[gc.stream_class_id]
         ct = _cpu_type(sc.packet_context)
-        if ct is not None and ev.cpu >= 0:
-            scopes.append("{ cpu_id = " + format_value(ev.cpu, ct) + " }")
-        if sc.event_context is not None:
-            scopes.append(format_struct(ev.stream_event_context, sc.event_context))
-        if gc.event.context is not None:
-            scopes.append(format_struct(ev.event_context, gc.event.context))
-        if gc.event.fields is not None:
-            scopes.append(format_struct(ev.fields, gc.event.fields))
-        return " ".join(head) + " " + ", ".join(scopes)
+        cf = _ClassFormat(
+            timestamps=bool(trace.trace_class.clocks) or _has_timestamps(trace),
+            head=" ".join(head),
+            cpu=formatter(ct) if ct is not None else None,
+            stream_ctx=formatter(sc.event_context) if sc.event_context is not None else None,
+            event_ctx=formatter(gc.event.context) if gc.event.context is not None else None,
+            payload=formatter(gc.event.fields) if gc.event.fields is not None else None,
+        )
+        self._classes[gc.gid] = cf
+        return cf
+
+    def format(self, ev: Event) -> str:
+        cf = self._class(ev)
+        line = ""
+        if cf.timestamps:
+            line = self.timestamp(ev.timestamp) + " "
+            if self.opt.delta:
+                line += self.delta(ev.timestamp) + " "
+        scopes = []
+        if cf.cpu is not None and ev.cpu >= 0:
+            scopes.append("{ cpu_id = " + cf.cpu(ev.cpu) + " }")
+        if cf.stream_ctx is not None:
+            scopes.append(cf.stream_ctx(ev.stream_event_context))
+        if cf.event_ctx is not None:
+            scopes.append(cf.event_ctx(ev.event_context))
+        if cf.payload is not None:
+            scopes.append(cf.payload(ev.fields))
+        return line + cf.head + " " + ", ".join(scopes)
 
 
 def _has_timestamps(trace: Any) -> bool:
