@@ -137,7 +137,7 @@ class EventBatch:
                 r = row[m]
                 pos = chunk.off[r, 3] + slot
                 if is_text:
-                    offs[m] = chunk.vals[pos] + chunk.buf_base[r] + _chunk_buf_offset(self.chunks, c)
+                    offs[m] = chunk.vals[pos] + chunk.buf_base[r]
                     lens[m] = chunk.vals[pos + 1]
                 else:
                     vals[m] = chunk.vals[pos]
@@ -183,28 +183,57 @@ class EventBatch:
             yield Event.__new__(Event)._init(classes[gid[i]], ts[i], cpu[i], self.chunks[c], cc, row[i])
 
 
-def _chunk_buf_offset(chunks: list[Chunk], c: int) -> int:
-    return 0
+MAX_VECTOR_TEXT = 64  # longest strings dictionary-encoded with NumPy; longer ones in a loop
 
 
 def _text_column(fname: str, chunks: list[Chunk], src: np.ndarray, offs: np.ndarray, lens: np.ndarray,
                  strings: str) -> dict[str, np.ndarray]:
+    """Dictionary-encode text values (up to the first NUL): codes and categories."""
+    width = int(lens.max()) if lens.size else 0
+    if width <= MAX_VECTOR_TEXT:
+        codes, categories = _encode_vectorized(chunks, src, offs, lens, max(width, 1))
+    else:
+        codes, categories = _encode_loop(chunks, src, offs, lens)
+    if strings == "category":
+        return {fname: codes, f"{fname}.categories": categories}
+    return {fname: categories[codes] if categories.size else np.empty(0, object)}
+
+
+def _encode_vectorized(chunks: list[Chunk], src: np.ndarray, offs: np.ndarray, lens: np.ndarray,
+                       width: int) -> tuple[np.ndarray, np.ndarray]:
+    mat = np.zeros((offs.size, width), np.uint8)
+    cols = np.arange(width)
+    inside = cols[None, :] < lens[:, None]
+    for c in np.unique(src).tolist():
+        m = src == c
+        buf = chunks[c].buf
+        idx = offs[m][:, None] + cols[None, :]
+        ok = inside[m]
+        mat[m] = np.where(ok, buf[np.minimum(idx, buf.shape[0] - 1)], 0)
+    mat[np.cumsum(mat == 0, axis=1) > 0] = 0  # text ends at the first NUL
+    keys = mat.view(f"S{width}").ravel()
+    uniq, codes = np.unique(keys, return_inverse=True)
+    categories = np.array([u.decode("utf-8", errors="replace") for u in uniq.tolist()], dtype=object)
+    return codes.astype(np.int32).ravel(), categories
+
+
+def _encode_loop(chunks: list[Chunk], src: np.ndarray, offs: np.ndarray,
+                 lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cache: dict[bytes, int] = {}
     cats: list[str] = []
     codes = np.empty(offs.size, np.int32)
-    bufs = [c.buf.tobytes() if i in set(np.unique(src).tolist()) else b"" for i, c in enumerate(chunks)]
+    bufs = {c: chunks[c].buf.tobytes() for c in np.unique(src).tolist()}
     for k, (c, o, n) in enumerate(zip(src.tolist(), offs.tolist(), lens.tolist(), strict=True)):
         raw = bufs[c][o: o + n]
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            raw = raw[:nul]
         code = cache.get(raw)
         if code is None:
-            nul = raw.find(b"\0")
-            cats.append((raw[:nul] if nul >= 0 else raw).decode("utf-8", errors="replace"))
+            cats.append(raw.decode("utf-8", errors="replace"))
             code = cache[raw] = len(cats) - 1
         codes[k] = code
-    categories = np.array(cats, dtype=object)
-    if strings == "category":
-        return {fname: codes, f"{fname}.categories": categories}
-    return {fname: categories[codes] if cats else np.empty(0, object)}
+    return codes, np.array(cats, dtype=object)
 
 
 def _all_field_names(classes: list[GlobalClass]) -> list[str]:
