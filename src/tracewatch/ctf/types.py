@@ -156,10 +156,17 @@ class ClockClass:
     description: str | None = None
 
     def to_ns(self, cycles: int) -> int:
-        """Nanoseconds since the clock's origin (the epoch for LTTng) of a cycle count."""
-        total = self.offset + cycles
-        s, rem = divmod(total, self.freq)
-        return (self.offset_s + s) * 1_000_000_000 + rem * 1_000_000_000 // self.freq
+        """Nanoseconds since the clock's origin (the epoch for LTTng) of a cycle count.
+
+        Computed as babeltrace2 does, so that both print the same times: the offset is
+        normalized to whole seconds plus cycles below one second, and each part below one
+        second is converted with a double-precision ``1e9 * cycles / freq``, truncated."""
+        if self.freq == 1_000_000_000:
+            return self.offset_s * 1_000_000_000 + self.offset + cycles
+        off_s, off_c = self.offset_s + self.offset // self.freq, self.offset % self.freq
+        secs, rem = divmod(cycles, self.freq)
+        return ((off_s + secs) * 1_000_000_000 + int(1e9 * float(off_c) / float(self.freq))
+                + int(1e9 * float(rem) / float(self.freq)))
 
 
 @dataclass(eq=False)

@@ -186,10 +186,11 @@ def _build(t: FieldType) -> Reader:
 
 
 def clock_to_ns(cycles: np.ndarray, freq: int, offset_s: int, offset: int) -> np.ndarray:
-    """Vectorized :meth:`ClockClass.to_ns`."""
+    """Vectorized :meth:`ClockClass.to_ns` (same arithmetic as babeltrace2)."""
     c = cycles.astype(np.int64)
     if freq == 1_000_000_000:
         return c + (offset_s * 1_000_000_000 + offset)
-    total = c + offset
-    s, rem = np.divmod(total, freq)
-    return (s + offset_s) * 1_000_000_000 + rem * 1_000_000_000 // freq
+    off_s, off_c = offset_s + offset // freq, offset % freq
+    base = off_s * 1_000_000_000 + int(1e9 * float(off_c) / float(freq))
+    secs, rem = np.divmod(c, freq)
+    return base + secs * 1_000_000_000 + ((1e9 * rem.astype(np.float64)) / float(freq)).astype(np.int64)

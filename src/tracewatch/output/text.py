@@ -165,9 +165,10 @@ class TextFormatter:
         self._classes: dict[int, _ClassFormat] = {}
 
     def timestamp(self, ns: int) -> str:
-        s, frac = divmod(ns, 1_000_000_000)
         if self.opt.clock_seconds:
-            return f"[{s}.{frac:09d}]"
+            s, frac = divmod(abs(ns), 1_000_000_000)
+            return f"[{'-' if ns < 0 else ''}{s}.{frac:09d}]"
+        s, frac = divmod(ns, 1_000_000_000)
         if s != self._sec:
             tm = time.gmtime(s) if self.opt.clock_gmt else time.localtime(s)
             fmt = "%Y-%m-%d %H:%M:%S" if self.opt.clock_date else "%H:%M:%S"
