@@ -22,7 +22,19 @@ __version__ = "0.1.0"
 
 
 def open(*paths: str, on_warning: Callable[[str], None] | None = None) -> TraceSet:  # noqa: A001
-    """Open every CTF trace found under ``paths`` as one trace set."""
+    """Open every CTF trace found under ``paths`` as one trace set.
+
+    ``net://HOST[:PORT]/host/HOSTNAME/SESSION`` URLs (LTTng live) give a
+    :class:`~tracewatch.live.source.LiveTraceSet` instead, whose events come as they are
+    traced until the sessions end; URLs and paths cannot be mixed.
+    """
     if not paths:
         raise TracewatchError("no trace path given")
+    from .live.source import LiveTraceSet, is_live_url
+
+    live = [is_live_url(p) for p in paths]
+    if any(live):
+        if not all(live):
+            raise TracewatchError("cannot mix live URLs (net://) and trace paths")
+        return LiveTraceSet(list(paths), on_warning=on_warning)
     return TraceSet(list(paths), on_warning=on_warning)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .. import open as open_traces
+from ..live.source import LiveTraceSet
 from ..output.text import TextFormatter, TextOptions
 from .timeparse import parse_time_ns
 
@@ -16,7 +17,7 @@ def _warn(msg: str) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|URL...")
 @click.option("--names", help="Only these events (comma-separated names).")
 @click.option("--begin", help="Start time: SECONDS[.NS] since the epoch, or ns.")
 @click.option("--end", help="End time (inclusive), same formats as --begin.")
@@ -28,6 +29,9 @@ def _warn(msg: str) -> None:
 def dump(paths: tuple[str, ...], names: str | None, begin: str | None, end: str | None, count: bool,
          clock_seconds: bool, clock_gmt: bool, clock_date: bool, no_delta: bool) -> None:
     """Print the events of the traces under PATHS in time order, one per line.
+
+    A ``net://HOST[:PORT]/host/HOSTNAME/SESSION`` URL follows an LTTng live session:
+    events are printed as they arrive, until the session is destroyed.
 
     The format is babeltrace2's text format. On a corrupt or truncated trace every event
     before the fault is printed, then a one-line error (file, byte offset, reason) and the
@@ -48,10 +52,14 @@ def dump(paths: tuple[str, ...], names: str | None, begin: str | None, end: str 
                                     clock_date=clock_date, delta=not no_delta))
     out = sys.stdout
     write = out.write
+    live = isinstance(ts, LiveTraceSet)  # events as they arrive: flush every batch
     try:
         for batch in ts.batches(names=wanted, begin=b, end=e):
             lines = [fmt.format(ev) for ev in batch.iter_events()]
             write("\n".join(lines))
             write("\n")
+            if live:
+                out.flush()
     finally:
         out.flush()
+        ts.close()

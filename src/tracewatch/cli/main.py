@@ -12,6 +12,7 @@ import click
 
 from ..errors import TracewatchError
 from .dump import dump
+from .live import live
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def cli() -> None:
 
 
 cli.add_command(dump)
+cli.add_command(live)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -186,9 +186,7 @@ class TraceSet:
         ``names`` keeps only those events; ``begin``/``end`` (ns since the epoch, inclusive)
         keep a time range. Merged batches are in time order across every stream.
         """
-        from .merge import merged_batches, stream_batches
-
-        src = merged_batches(self, self.on_warning) if merged else stream_batches(self)
+        src = self._batch_source(merged)
         gids = self.class_ids(names) if names is not None else None
         for b in src:
             m = None
@@ -206,6 +204,12 @@ class TraceSet:
                 b = b.take(m)
             if len(b):
                 yield b
+
+    def _batch_source(self, merged: bool) -> Iterator[Any]:
+        """The unfiltered batches (a live trace set overrides this)."""
+        from .merge import merged_batches, stream_batches
+
+        return merged_batches(self, self.on_warning) if merged else stream_batches(self)
 
     def close(self) -> None:
         pass

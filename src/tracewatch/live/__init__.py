@@ -3,8 +3,9 @@
 ``url`` parses ``net://`` URLs, ``protocol`` packs and unpacks the viewer protocol,
 ``client`` holds the socket client (``LiveClient``) and the session follower
 (``LiveSession``) whose ``poll()`` yields ``LiveItem`` values.  Decoding the CTF
-bytes is the reader's job (``tracewatch.ctf``); this package imports only the
-standard library.
+bytes is the reader's job (``tracewatch.ctf``): ``source`` (``LiveTraceSet``, not
+imported here) joins both into time-ordered event batches. Apart from ``source``, this
+package imports only the standard library.
 """
 
 from .client import (
