@@ -124,6 +124,8 @@ class TraceSet:
         self.traces: list[Trace] = []
         self.streams: list[StreamFile] = []
         self.classes: list[GlobalClass] = []
+        # global id of the first event class of each (trace index, stream class id)
+        self.stream_class_base: dict[tuple[int, int], int] = {}
         dirs: list[str] = []
         for p in paths:
             for d in find_traces(p):
@@ -136,8 +138,6 @@ class TraceSet:
 
     def _add_trace(self, t: Trace) -> None:
         t.class_base = len(self.classes)
-        # class gid = class_base + offset of the stream class + index in it
-        self.stream_class_base: dict[tuple[int, int], int] = getattr(self, "stream_class_base", {})
         for sid, cs in sorted(t.compiled.streams.items()):
             self.stream_class_base[(t.index, sid)] = len(self.classes)
             for k, ev in enumerate(cs.events):
