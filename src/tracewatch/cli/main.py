@@ -11,6 +11,7 @@ import sys
 import click
 
 from ..errors import TracewatchError
+from .analyses import cputop_cmd, irq_cmd, sched_cmd, syscalls_cmd
 from .dump import dump
 from .live import live
 
@@ -23,6 +24,10 @@ def cli() -> None:
 
 cli.add_command(dump)
 cli.add_command(live)
+cli.add_command(cputop_cmd)
+cli.add_command(sched_cmd)
+cli.add_command(syscalls_cmd)
+cli.add_command(irq_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

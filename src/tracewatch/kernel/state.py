@@ -74,7 +74,8 @@ def _empty_columns(fields: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
-                 begin: int | None = None, end: int | None = None) -> KernelColumns:
+                 begin: int | None = None, end: int | None = None,
+                 groups: Mapping[str, Sequence[str]] | None = None) -> KernelColumns:
     """One pass over ``ts``: the columns of each wanted logical event the trace has.
 
     Events before ``begin`` are read too (the state at ``begin`` depends on them); reading
@@ -82,9 +83,18 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     :meth:`KernelLayout.require` first). Fields are gathered with :func:`_walk_column`
     (vectorized, also after variable-size fields); other layouts fall back to
     :meth:`EventBatch.columns` and then to per-event decoding.
+
+    ``groups`` maps extra logical names to several actual event names read as one (e.g.
+    every ``syscall_exit_*``); their field names are not remapped, and their columns hold
+    ``gid`` too (the global event class id of each event, see ``ts.classes``).
     """
     present = {ev: list(fs) for ev, fs in wanted.items() if layout.has(ev)}
     gids = {ev: ts.class_ids([layout.event(ev)]) for ev in present}
+    actual: dict[str, str | None] = {ev: layout.event(ev) for ev in present}
+    for ev, names in (groups or {}).items():
+        present[ev] = list(wanted.get(ev, ()))
+        gids[ev] = ts.class_ids(list(names))
+        actual[ev] = None
     parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
     kc = KernelColumns(layout)
     seq0 = 0
@@ -101,14 +111,22 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
             if idx.size == 0:
                 continue
             out = {"seq": idx.astype(np.int64) + seq0, "timestamp": b.ts[idx], "cpu": b.cpu[idx]}
-            for f in fs:
-                out[f] = _column(b, idx, layout.event(ev), layout.field(ev, f))
+            act = actual[ev]
+            if act is None:
+                out["gid"] = b.gid[idx]
+                for f in fs:
+                    out[f] = _group_column(b, idx, f)
+            else:
+                for f in fs:
+                    out[f] = _column(b, idx, act, layout.field(ev, f))
             parts[ev].append(out)
         seq0 += n
     for ev, fs in present.items():
         ps = parts[ev]
         if not ps:
             kc.events[ev] = _empty_columns(fs)
+            if actual[ev] is None:
+                kc.events[ev]["gid"] = np.zeros(0, np.int32)
         elif len(ps) == 1:
             kc.events[ev] = ps[0]
         else:
@@ -125,6 +143,15 @@ def _column(b: EventBatch, idx: np.ndarray, actual: str, fname: str) -> np.ndarr
     except KeyError:  # after a variable-size field the columns API does not reach
         vals = [e.fields.get(fname) for e in b.take(idx).iter_events()]
         return np.array(vals, object if any(isinstance(v, str) for v in vals) else np.int64)
+
+
+def _group_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray:
+    """Field ``fname`` of events ``idx`` of ``b``, which may be of several event classes."""
+    col = _walk_column(b, idx, fname)
+    if col is not None:
+        return col
+    vals = [e.fields.get(fname) for e in b.take(idx).iter_events()]
+    return np.array(vals, object if any(isinstance(v, str) for v in vals) else np.int64)
 
 
 def _walk_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray | None:

@@ -1,0 +1,40 @@
+"""Grouped statistics with NumPy (count, min, mean, max, sample standard deviation).
+
+Private helper of the analyses; imports only NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["group_stats"]
+
+
+def group_stats(group: np.ndarray, values: np.ndarray, ngroups: int) -> dict[str, np.ndarray]:
+    """Statistics of ``values`` per group (``group``: group index of each value, 0..ngroups-1).
+
+    Returns count (int64), min_ns, max_ns (int64; 0 for empty groups), avg_ns and stdev_ns
+    (float64; the sample standard deviation, computed around the group mean so that large
+    durations keep their precision; NaN below two values).
+    """
+    v = values.astype(np.int64)
+    count = np.bincount(group, minlength=ngroups).astype(np.int64)
+    mn = np.zeros(ngroups, np.int64)
+    mx = np.zeros(ngroups, np.int64)
+    if v.size:
+        big = np.iinfo(np.int64).max
+        mn[:] = big
+        np.minimum.at(mn, group, v)
+        mx[:] = np.iinfo(np.int64).min
+        np.maximum.at(mx, group, v)
+        mn[count == 0] = 0
+        mx[count == 0] = 0
+    # exact integer sums for the mean (float sums of ns lose precision past 2**53)
+    isum = np.zeros(ngroups, np.int64)
+    np.add.at(isum, group, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(count > 0, isum / np.maximum(count, 1), np.nan)
+        dev = v - avg[group] if v.size else np.zeros(0)
+        ss = np.bincount(group, weights=dev * dev, minlength=ngroups)
+        stdev = np.where(count > 1, np.sqrt(ss / np.maximum(count - 1, 1)), np.nan)
+    return {"count": count, "min_ns": mn, "avg_ns": avg, "max_ns": mx, "stdev_ns": stdev}

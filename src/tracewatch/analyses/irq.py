@@ -1,0 +1,255 @@
+"""Hard and soft interrupt statistics (what ``lttng-irqstats`` computes).
+
+Definitions (lttng-analyses'):
+
+* hard IRQ: an ``irq_handler_entry`` on a CPU is ended by the next ``irq_handler_exit`` on that
+  CPU if it is the next IRQ event there and has the same ``irq``; otherwise it is dropped.
+  The name of an IRQ is the ``name`` of its last entry.
+* soft IRQ: an ``irq_softirq_entry`` of vector ``vec`` on a CPU is ended by the next
+  ``irq_softirq_exit`` of that vector on that CPU when no other entry of it came in between.
+  Its raise latency is from the first ``irq_softirq_raise`` of that vector on that CPU after
+  the previous entry of it (raises are level-triggered: later ones before the entry are
+  folded into the first) to the entry; an entry with no such raise has no latency.
+
+Interrupts are counted when their exit is in [begin, end]. Event names: LTTng's
+(``irq_handler_*``, ``irq_softirq_*``), also ``softirq_*`` and perf's ``irq:*``.
+Computed with NumPy (sorting by CPU, vector and trace order): no per-event Python loop.
+
+Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never output or cli.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..ctf.trace import TraceSet
+from ..kernel.layouts import KernelLayout, detect_layout
+from ..kernel.state import KernelColumns, read_columns
+from . import Table
+from ._stats import group_stats
+
+__all__ = ["IrqResult", "irq_stats", "irq_from_columns", "SOFTIRQ_NAMES", "NEEDED_EVENTS",
+           "irq_layout"]
+
+#: Softirq vector names, from include/linux/interrupt.h (lttng-analyses' names).
+SOFTIRQ_NAMES: dict[int, str] = {0: "HI_SOFTIRQ", 1: "TIMER_SOFTIRQ", 2: "NET_TX_SOFTIRQ",
+                                 3: "NET_RX_SOFTIRQ", 4: "BLOCK_SOFTIRQ", 5: "BLOCK_IOPOLL_SOFTIRQ",
+                                 6: "TASKLET_SOFTIRQ", 7: "SCHED_SOFTIRQ", 8: "HRTIMER_SOFTIRQ",
+                                 9: "RCU_SOFTIRQ"}
+
+#: logical event -> actual names it may have, in order of preference
+_IRQ_EVENTS: dict[str, tuple[str, ...]] = {
+    "irq_handler_entry": ("irq_handler_entry", "irq:irq_handler_entry"),
+    "irq_handler_exit": ("irq_handler_exit", "irq:irq_handler_exit"),
+    "irq_softirq_raise": ("irq_softirq_raise", "softirq_raise", "irq:softirq_raise"),
+    "irq_softirq_entry": ("irq_softirq_entry", "softirq_entry", "irq:softirq_entry"),
+    "irq_softirq_exit": ("irq_softirq_exit", "softirq_exit", "irq:softirq_exit"),
+}
+
+NEEDED_EVENTS: list[str | tuple[str, ...]] = [("irq_handler_entry", "irq_softirq_entry"),
+                                              ("irq_handler_exit", "irq_softirq_exit")]
+
+
+@dataclass
+class IrqResult:
+    """Interrupt statistics over [begin, end] (ns since the epoch).
+
+    ``hard``: irq, name, count, min_ns, avg_ns, max_ns, stdev_ns (sample standard deviation,
+    NaN below two), by irq number. ``soft``: vec, name, the same duration statistics, then
+    raise_count, min_latency_ns, avg_latency_ns, max_latency_ns, stdev_latency_ns (raise to
+    entry; NaN without raises), by vector. ``log``: every interrupt in order of exit: hard
+    (bool), nr, cpu, begin_ts, end_ts, duration_ns, raise_ts (-1: none or hard IRQ).
+    """
+
+    begin: int
+    end: int
+    hard: Table
+    soft: Table
+    log: Table
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.begin
+
+
+def irq_layout(ts: TraceSet, layout: KernelLayout | None = None) -> KernelLayout:
+    """The kernel layout of ``ts`` with the IRQ events it has added (logical LTTng names)."""
+    layout = layout or detect_layout(ts)
+    present = {c.name for c in ts.classes}
+    extra: dict[str, str] = {}
+    for logical, alts in _IRQ_EVENTS.items():
+        for a in alts:
+            if a in present:
+                extra[logical] = a
+                break
+    return dataclasses.replace(layout, events={**layout.events, **extra})
+
+
+def irq_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
+              cpus: Collection[int] | None = None, irqs: Collection[int] | None = None,
+              softirqs: Collection[int] | None = None,
+              layout: KernelLayout | None = None) -> IrqResult:
+    """Interrupt statistics of the trace set over [begin, end] (whole trace when None).
+
+    ``cpus`` keeps interrupts on those CPUs; ``irqs``/``softirqs`` those IRQ numbers /
+    vectors (when one of them is given, only the given kind is reported).
+    """
+    layout = irq_layout(ts, layout)
+    layout.require("irq", NEEDED_EVENTS)
+    wanted: dict[str, tuple[str, ...]] = {
+        "irq_handler_entry": ("irq", "name"), "irq_handler_exit": ("irq",),
+        "irq_softirq_raise": ("vec",), "irq_softirq_entry": ("vec",), "irq_softirq_exit": ("vec",)}
+    kc = read_columns(ts, layout, wanted, begin, end)
+    return irq_from_columns(kc, cpus, irqs, softirqs)
+
+
+def _empty(fields: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.zeros(0, v) for k, v in fields.items()}
+
+
+def _pairs(key: np.ndarray, seq: np.ndarray, is_exit: np.ndarray, same: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (entry, exit) where an entry is directly followed, in (key, seq) order, by an
+    exit of the same key (and the same ``same`` value when given)."""
+    o = np.lexsort((seq, key))
+    k, x = key[o], is_exit[o]
+    ok = np.zeros(o.size, bool)
+    if o.size > 1:
+        ok[1:] = x[1:] & ~x[:-1] & (k[1:] == k[:-1])
+        if same is not None:
+            s = same[o]
+            ok[1:] &= s[1:] == s[:-1]
+    xi = np.flatnonzero(ok)
+    return o[xi - 1], o[xi]
+
+
+def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
+                     irqs: Collection[int] | None = None,
+                     softirqs: Collection[int] | None = None) -> IrqResult:
+    """:func:`irq_stats` on columns already read."""
+    lo = kc.first_ts if kc.first_ts is not None else 0
+    hi = kc.last_ts if kc.last_ts is not None else 0
+    want_hard = irqs is not None or softirqs is None
+    want_soft = softirqs is not None or irqs is None
+
+    # ---- hard IRQs
+    he = kc.get("irq_handler_entry") or {"seq": np.zeros(0, np.int64), "timestamp": np.zeros(0, np.int64),
+                                         "cpu": np.zeros(0, np.int32), "irq": np.zeros(0, np.int64),
+                                         "name": np.empty(0, object)}
+    hx = kc.get("irq_handler_exit") or _empty({"seq": np.int64, "timestamp": np.int64, "cpu": np.int32,
+                                               "irq": np.int64})
+    n_e = he["seq"].size
+    cpu = np.concatenate([he["cpu"], hx["cpu"]]).astype(np.int64)
+    seq = np.concatenate([he["seq"], hx["seq"]])
+    nr = np.concatenate([he["irq"], hx["irq"]]).astype(np.int64)
+    is_exit = np.arange(seq.size) >= n_e
+    ei, xi = _pairs(cpu, seq, is_exit, nr)
+    xr = xi - n_e
+    h_begin, h_end = he["timestamp"][ei], hx["timestamp"][xr]
+    h_nr, h_cpu, h_seq = he["irq"][ei].astype(np.int64), cpu[xi], hx["seq"][xr]
+    hk = (h_end >= lo) & (h_end <= hi) & want_hard
+    if cpus is not None:
+        hk &= np.isin(h_cpu, np.fromiter(cpus, np.int64))
+    if irqs is not None:
+        hk &= np.isin(h_nr, np.fromiter(irqs, np.int64))
+    h_begin, h_end, h_nr, h_cpu, h_seq = h_begin[hk], h_end[hk], h_nr[hk], h_cpu[hk], h_seq[hk]
+    h_dur = (h_end - h_begin).astype(np.int64)
+    unr, hinv = np.unique(h_nr, return_inverse=True)
+    hst = group_stats(hinv, h_dur, unr.size)
+    # name: that of the last entry of the IRQ (up to the end of the range)
+    names = np.empty(unr.size, object)
+    if unr.size:
+        m = he["timestamp"] <= hi
+        e_nr, e_name = he["irq"][m].astype(np.int64), he["name"][m]
+        for i, q in enumerate(unr.tolist()):
+            w = np.flatnonzero(e_nr == q)
+            names[i] = str(e_name[w[-1]]) if w.size else "unknown"
+    hard = Table({"irq": unr, "name": names, **hst})
+
+    # ---- soft IRQs
+    empty_v = {"seq": np.int64, "timestamp": np.int64, "cpu": np.int32, "vec": np.int64}
+    se = kc.get("irq_softirq_entry") or _empty(empty_v)
+    sx = kc.get("irq_softirq_exit") or _empty(empty_v)
+    sr = kc.get("irq_softirq_raise") or _empty(empty_v)
+    n_se = se["seq"].size
+    s_cpu = np.concatenate([se["cpu"], sx["cpu"]]).astype(np.int64)
+    s_vec = np.concatenate([se["vec"], sx["vec"]]).astype(np.int64)
+    s_seq = np.concatenate([se["seq"], sx["seq"]])
+    s_key = (s_cpu << 32) | s_vec
+    sei, sxi = _pairs(s_key, s_seq, np.arange(s_seq.size) >= n_se)
+    sxr = sxi - n_se
+    # raise of each entry: first raise of its (cpu, vec) after the previous entry of it
+    raise_ts = _raises(se, sr)
+    s_begin, s_end = se["timestamp"][sei], sx["timestamp"][sxr]
+    s_v, s_c, s_sq, s_raise = se["vec"][sei].astype(np.int64), s_cpu[sei], sx["seq"][sxr], raise_ts[sei]
+    sk = (s_end >= lo) & (s_end <= hi) & want_soft
+    if cpus is not None:
+        sk &= np.isin(s_c, np.fromiter(cpus, np.int64))
+    if softirqs is not None:
+        sk &= np.isin(s_v, np.fromiter(softirqs, np.int64))
+    s_begin, s_end, s_v, s_c, s_sq, s_raise = (s_begin[sk], s_end[sk], s_v[sk], s_c[sk], s_sq[sk],
+                                               s_raise[sk])
+    s_dur = (s_end - s_begin).astype(np.int64)
+    uvec, sinv = np.unique(s_v, return_inverse=True)
+    sst = group_stats(sinv, s_dur, uvec.size)
+    has_r = s_raise >= 0
+    lst = group_stats(sinv[has_r], (s_begin - s_raise)[has_r], uvec.size)
+    soft = Table({"vec": uvec,
+                  "name": np.array([SOFTIRQ_NAMES.get(v, str(v)) for v in uvec.tolist()], object),
+                  **sst, "raise_count": lst["count"],
+                  "min_latency_ns": np.where(lst["count"] > 0, lst["min_ns"], np.nan),
+                  "avg_latency_ns": lst["avg_ns"],
+                  "max_latency_ns": np.where(lst["count"] > 0, lst["max_ns"], np.nan),
+                  "stdev_latency_ns": lst["stdev_ns"]})
+
+    # ---- log
+    order = np.argsort(np.concatenate([h_seq, s_sq]), kind="stable")
+    log = Table({"hard": np.concatenate([np.ones(h_seq.size, bool), np.zeros(s_sq.size, bool)])[order],
+                 "nr": np.concatenate([h_nr, s_v])[order],
+                 "cpu": np.concatenate([h_cpu, s_c])[order],
+                 "begin_ts": np.concatenate([h_begin, s_begin])[order],
+                 "end_ts": np.concatenate([h_end, s_end])[order],
+                 "duration_ns": np.concatenate([h_dur, s_dur])[order],
+                 "raise_ts": np.concatenate([np.full(h_seq.size, -1, np.int64), s_raise])[order]})
+    return IrqResult(lo, hi, hard, soft, log)
+
+
+def _raises(se: dict[str, np.ndarray], sr: dict[str, np.ndarray]) -> np.ndarray:
+    """Timestamp of the raise of each softirq entry (-1 when none)."""
+    n_e, n_r = se["seq"].size, sr["seq"].size
+    out = np.full(n_e, -1, np.int64)
+    if n_e == 0 or n_r == 0:
+        return out
+    key = np.concatenate([(se["cpu"].astype(np.int64) << 32) | se["vec"].astype(np.int64),
+                          (sr["cpu"].astype(np.int64) << 32) | sr["vec"].astype(np.int64)])
+    seq = np.concatenate([se["seq"], sr["seq"]])
+    is_entry = np.arange(key.size) < n_e
+    o = np.lexsort((seq, key))
+    k, ent = key[o], is_entry[o]
+    # segment: (key, number of entries of that key before) -> raises in it belong to the
+    # next entry of the key, which is the first element of the next segment
+    grp_start = np.ones(o.size, bool)
+    grp_start[1:] = k[1:] != k[:-1]
+    gid = np.cumsum(grp_start) - 1
+    cum = np.cumsum(ent)
+    base: np.ndarray = cum[np.flatnonzero(grp_start)] - ent[np.flatnonzero(grp_start)]
+    seg: np.ndarray = cum - ent - base[gid]  # entries of the key strictly before this element
+    # first raise of each (gid, seg)
+    r_pos = np.flatnonzero(~ent)
+    if r_pos.size == 0:
+        return out
+    rkey = gid[r_pos].astype(np.int64) * (n_e + 1) + seg[r_pos]
+    urk, first = np.unique(rkey, return_index=True)
+    e_pos = np.flatnonzero(ent)
+    ekey = gid[e_pos].astype(np.int64) * (n_e + 1) + seg[e_pos]
+    j = np.searchsorted(urk, ekey)
+    jc = np.minimum(j, urk.size - 1)
+    ok = (j < urk.size) & (urk[jc] == ekey)
+    r_rows = o[r_pos[first[jc[ok]]]] - n_e
+    out[o[e_pos[ok]]] = sr["timestamp"][r_rows]
+    return out

@@ -1,0 +1,383 @@
+"""The analysis commands: ``cputop``, ``sched``, ``syscalls``, ``irq``.
+
+Each runs an analysis of :mod:`tracewatch.analyses` on the traces under PATH... and prints
+its result as tables (rich), as LAMI 1.0 JSON (``--mi``, lttng-analyses' machine interface;
+``--mi --metadata`` describes the tables without reading a trace) or as CSV (``--csv``).
+A progress bar goes to stderr while the trace is read, when stderr is a terminal.
+
+Imports :mod:`tracewatch.analyses`, :mod:`tracewatch.output` and click/rich; errors are
+:class:`~tracewatch.errors.TracewatchError` (one line, exit 1, see :mod:`.main`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from ..analyses import Table
+from ..analyses.cputop import CputopResult, cputop
+from ..analyses.irq import IrqResult, irq_stats
+from ..analyses.sched import SchedResult, sched_latencies
+from ..analyses.syscalls import SyscallsResult, syscall_stats
+from ..ctf.trace import TraceSet
+from ..errors import TracewatchError
+from ..output import lami
+from .timeparse import parse_time_ns
+
+__all__ = ["cputop_cmd", "sched_cmd", "syscalls_cmd", "irq_cmd"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ints(values: tuple[str, ...], what: str) -> list[int] | None:
+    """Repeatable and/or comma-separated integers (None when not given)."""
+    if not values:
+        return None
+    out: list[int] = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(int(part))
+            except ValueError:
+                raise click.BadParameter(f"{part!r} is not an integer", param_hint=what) from None
+    return out
+
+
+def _strs(values: tuple[str, ...]) -> list[str] | None:
+    if not values:
+        return None
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def _common(with_threads: bool = True) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        opts = [
+            click.argument("paths", nargs=-1, metavar="PATH..."),
+            click.option("--begin", help="Start time: SECONDS[.NS] since the epoch, or ns."),
+            click.option("--end", help="End time (inclusive), same formats as --begin."),
+        ]
+        if with_threads:
+            opts += [
+                click.option("--tid", "tids", multiple=True, help="Only these TIDs (repeatable, or a comma list)."),
+                click.option("--procname", "procnames", multiple=True,
+                             help="Only threads with these names (repeatable, or a comma list)."),
+            ]
+        opts += [
+            click.option("--cpu", "cpus", multiple=True, help="Only these CPUs (repeatable, or a comma list)."),
+            click.option("--top", type=click.IntRange(min=1), default=None, help="Only the first N rows."),
+            click.option("--mi", is_flag=True, help="LAMI 1.0 JSON output (lttng-analyses' --mi)."),
+            click.option("--metadata", is_flag=True, help="With --mi: describe the result tables."),
+            click.option("--csv", "as_csv", is_flag=True, help="CSV output of the main table."),
+        ]
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco
+
+
+def _check_modes(paths: tuple[str, ...], mi: bool, metadata: bool, as_csv: bool) -> None:
+    if metadata and not mi:
+        raise click.UsageError("--metadata needs --mi")
+    if mi and as_csv:
+        raise click.UsageError("--mi and --csv are exclusive")
+    if not paths and not metadata:
+        raise click.UsageError("missing trace PATH")
+
+
+def _open(paths: tuple[str, ...]) -> TraceSet:
+    if any(p.startswith("net://") for p in paths):
+        raise TracewatchError("the analyses read trace files, not live sessions (net:// URLs)")
+    return TraceSet(list(paths), on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True))
+
+
+def _with_progress(ts: TraceSet, err: Console) -> Progress | None:
+    """Show events read on stderr (a terminal) while ``ts`` is read: wraps its batches()."""
+    if not err.is_terminal:
+        return None
+    progress = Progress(SpinnerColumn(), TextColumn("reading {task.description}"), BarColumn(),
+                        TextColumn("{task.completed:,.0f} events"), TimeElapsedColumn(),
+                        console=err, transient=True)
+    task = progress.add_task("trace", total=None)
+    inner = ts.batches
+
+    def batches(*a: Any, **k: Any) -> Iterator[Any]:
+        for b in inner(*a, **k):
+            progress.advance(task, len(b))
+            yield b
+
+    setattr(ts, "batches", batches)  # noqa: B010 - instance-level wrapper, this run only
+    progress.start()
+    return progress
+
+
+def _run(paths: tuple[str, ...], fn: Callable[[TraceSet], Any]) -> Any:
+    ts = _open(paths)
+    err = Console(stderr=True)
+    progress = _with_progress(ts, err)
+    try:
+        return fn(ts)
+    finally:
+        if progress is not None:
+            progress.stop()
+        ts.close()
+
+
+def _console() -> Console:
+    out = Console(soft_wrap=False, highlight=False)
+    if not out.is_terminal:
+        out = Console(width=200, highlight=False, color_system=None)
+    return out
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj))
+
+
+def _fmt_time(ns: int) -> str:
+    s, frac = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s)) + f".{frac:09d}"
+
+
+def _us(v: Any) -> str:
+    f = float(v)
+    return "?" if math.isnan(f) else f"{f / 1000:.3f}"
+
+
+def _header(out: Console, begin: int, end: int) -> None:
+    out.print(f"Timerange: [{_fmt_time(begin)}, {_fmt_time(end)}]")
+
+
+def _head(t: Table, top: int | None) -> Table:
+    return t if top is None or top >= t.nrows else t.take(np.arange(top))
+
+
+def _by_comm(t: Table, procnames: list[str] | None) -> Table:
+    if procnames is None:
+        return t
+    return t.take(np.isin(t["comm"].astype(str), np.array(procnames, dtype=str)))
+
+
+# ------------------------------------------------------------------ cputop
+
+@click.command("cputop")
+@_common()
+def cputop_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
+               procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
+               metadata: bool, as_csv: bool) -> None:
+    """CPU usage per thread, per CPU and in total (lttng-cputop)."""
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("cputop"))
+        return
+    names = _strs(procnames)
+    r: CputopResult = _run(paths, lambda ts: cputop(ts, parse_time_ns(begin), parse_time_ns(end),
+                                                     _ints(tids, "--tid"), _ints(cpus, "--cpu")))
+    r.per_tid = _by_comm(r.per_tid, names)
+    n = 10 if top is None else top
+    if mi:
+        _emit_json(lami.document(lami.cputop_tables(r, n)))
+        return
+    if as_csv:
+        lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    t = RichTable(title="Per-TID CPU usage")
+    for col in ("Process", "TID", "PID", "Migrations", "Priorities", "Usage"):
+        t.add_column(col, justify="left" if col in ("Process", "Priorities") else "right")
+    for x in _head(r.per_tid, n).rows():
+        t.add_row(str(x["comm"]), str(x["tid"]), "?" if x["pid"] < 0 else str(x["pid"]),
+                  str(x["migrations"]), str(x["prios"]), f"{x['ratio'] * 100:.2f} %")
+    out.print(t)
+    c = RichTable(title="Per-CPU usage")
+    c.add_column("CPU", justify="right")
+    c.add_column("Usage", justify="right")
+    for x in r.per_cpu.rows():
+        c.add_row(str(x["cpu"]), f"{x['ratio'] * 100:.2f} %")
+    out.print(c)
+    out.print(f"Total CPU usage: {r.total * 100:.2f}%")
+
+
+# ------------------------------------------------------------------ sched
+
+@click.command("sched")
+@_common()
+def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
+              procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
+              metadata: bool, as_csv: bool) -> None:
+    """Scheduling latency (wakeup to switch-in) statistics per thread (lttng-schedstats)."""
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("sched"))
+        return
+    names = _strs(procnames)
+    r: SchedResult = _run(paths, lambda ts: sched_latencies(ts, parse_time_ns(begin), parse_time_ns(end),
+                                                            _ints(tids, "--tid"), _ints(cpus, "--cpu")))
+    r.per_tid = _by_comm(r.per_tid, names)
+    if mi:
+        _emit_json(lami.document(lami.sched_tables(r, top)))
+        return
+    if as_csv:
+        lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    t = RichTable(title="Scheduling latency stats (per-TID) (us)")
+    for col in ("Process", "TID", "Count", "Min", "Avg", "Max", "Stdev", "Priorities"):
+        t.add_column(col, justify="left" if col in ("Process", "Priorities") else "right")
+    for x in _head(r.per_tid, top).rows():
+        t.add_row(str(x["comm"]), str(x["tid"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
+                  _us(x["max_ns"]), _us(x["stdev_ns"]), str(x["prios"]))
+    out.print(t)
+
+
+# ------------------------------------------------------------------ syscalls
+
+@click.command("syscalls")
+@_common()
+def syscalls_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
+                 procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
+                 metadata: bool, as_csv: bool) -> None:
+    """System call counts, durations and return values per thread (lttng-syscallstats).
+
+    --top N keeps the N threads that made the most calls.
+    """
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("syscalls"))
+        return
+    r: SyscallsResult = _run(paths, lambda ts: syscall_stats(
+        ts, parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu"),
+        _strs(procnames)))
+    if mi:
+        _emit_json(lami.document(lami.syscalls_tables(r, top)))
+        return
+    per_tid = _head(r.per_tid, top)
+    rows = r.per_syscall.take(np.isin(r.per_syscall["tid"], per_tid["tid"]))
+    if as_csv:
+        lami.table_to_csv(rows, sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    if rows.nrows > _RICH_MAX_ROWS:
+        _syscalls_plain(rows, per_tid)
+        return
+    t = RichTable(title="Per-TID syscalls statistics (us)")
+    for col in ("Thread", "Syscall", "Count", "Min", "Avg", "Max", "Stdev", "Return values"):
+        t.add_column(col, justify="left" if col in ("Thread", "Syscall", "Return values") else "right")
+    label = {int(x["tid"]): lami.thread_label(x["comm"], x["pid"], x["tid"]) for x in per_tid.rows()}
+    counts = dict(zip(per_tid["tid"].tolist(), per_tid["count"].tolist(), strict=True))
+    prev: int | None = None
+    cols = {k: rows[k].tolist() for k in rows.columns}
+    n = rows.nrows
+    for i in range(n):
+        tid = cols["tid"][i]
+        last = i + 1 == n or cols["tid"][i + 1] != tid
+        t.add_row(label[tid] if tid != prev else "", str(cols["syscall"][i]), str(cols["count"][i]),
+                  _us(cols["min_ns"][i]), _us(cols["avg_ns"][i]), _us(cols["max_ns"][i]),
+                  _us(cols["stdev_ns"][i]), str(cols["returns"][i]))
+        if last:
+            t.add_row("Total:", "", str(counts[tid]), "", "", "", "", "", end_section=True)
+        prev = tid
+    out.print(t)
+    out.print(f"Total syscalls: {int(per_tid['count'].sum())}")
+
+
+#: above this many rows, tables are printed as plain aligned text (rich takes ~1 ms a row)
+_RICH_MAX_ROWS = 2000
+
+
+def _syscalls_plain(rows: Table, per_tid: Table) -> None:
+    """lttng-syscallstats' text layout, for outputs too long for rich tables."""
+    fmt = "{:<38} {:>14} {:>14} {:>14} {:>12} {:>10}  {:<14}"
+    cols = {k: rows[k].tolist() for k in rows.columns}
+    lines = ["Per-TID syscalls statistics (usec)"]
+    i, n = 0, rows.nrows
+    for x in per_tid.rows():
+        lines.append(fmt.format(lami.thread_label(x["comm"], x["pid"], x["tid"]), "Count", "Min",
+                                "Average", "Max", "Stdev", "Return values"))
+        while i < n and cols["tid"][i] == x["tid"]:
+            lines.append(fmt.format(" - " + str(cols["syscall"][i]), cols["count"][i], _us(cols["min_ns"][i]),
+                                    _us(cols["avg_ns"][i]), _us(cols["max_ns"][i]),
+                                    _us(cols["stdev_ns"][i]), str(cols["returns"][i])))
+            i += 1
+        lines.append(fmt.format("Total:", x["count"], "", "", "", "", ""))
+        lines.append("-" * 113)
+    lines.append(f"\nTotal syscalls: {int(per_tid['count'].sum())}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------ irq
+
+def _irq_table(r: IrqResult) -> Table:
+    """Hard then soft IRQ rows in one table (the CSV of the irq command)."""
+    h, s = r.hard, r.soft
+    return Table({
+        "kind": np.array(["hard"] * h.nrows + ["soft"] * s.nrows, object),
+        "nr": np.concatenate([h["irq"], s["vec"]]).astype(np.int64),
+        "name": np.concatenate([h["name"], s["name"]]).astype(object),
+        **{k: np.concatenate([h[k], s[k]]) for k in ("count", "min_ns", "avg_ns", "max_ns", "stdev_ns")},
+        "raise_count": np.concatenate([np.zeros(h.nrows, np.int64), s["raise_count"]]),
+        **{k: np.concatenate([np.full(h.nrows, np.nan), s[k].astype(float)])
+           for k in ("min_latency_ns", "avg_latency_ns", "max_latency_ns", "stdev_latency_ns")},
+    })
+
+
+@click.command("irq")
+@_common(with_threads=False)
+@click.option("--irq", "irqs", multiple=True, help="Only these hard IRQ numbers (repeatable, or a comma list).")
+@click.option("--softirq", "softirqs", multiple=True, help="Only these softirq vectors (repeatable, or a comma list).")
+def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tuple[str, ...],
+            top: int | None, mi: bool, metadata: bool, as_csv: bool, irqs: tuple[str, ...],
+            softirqs: tuple[str, ...]) -> None:
+    """Hard and soft interrupt counts, durations and softirq raise latencies (lttng-irqstats)."""
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("irq"))
+        return
+    r: IrqResult = _run(paths, lambda ts: irq_stats(ts, parse_time_ns(begin), parse_time_ns(end),
+                                                    _ints(cpus, "--cpu"), _ints(irqs, "--irq"),
+                                                    _ints(softirqs, "--softirq")))
+    if top is not None:
+        r.hard = r.hard.take(np.argsort(-r.hard["count"], kind="stable")[:top])
+        r.soft = r.soft.take(np.argsort(-r.soft["count"], kind="stable")[:top])
+    if mi:
+        _emit_json(lami.document(lami.irq_tables(r)))
+        return
+    if as_csv:
+        lami.table_to_csv(_irq_table(r), sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    if r.hard.nrows:
+        t = RichTable(title="Hard IRQ duration (us)")
+        for col in ("IRQ", "Name", "Count", "Min", "Avg", "Max", "Stdev"):
+            t.add_column(col, justify="left" if col == "Name" else "right")
+        for x in r.hard.rows():
+            t.add_row(str(x["irq"]), str(x["name"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
+                      _us(x["max_ns"]), _us(x["stdev_ns"]))
+        out.print(t)
+    if r.soft.nrows:
+        t = RichTable(title="Soft IRQ duration and raise latency (us)")
+        for col in ("Vec", "Name", "Count", "Min", "Avg", "Max", "Stdev", "Raises", "Lat min",
+                    "Lat avg", "Lat max", "Lat stdev"):
+            t.add_column(col, justify="left" if col == "Name" else "right")
+        for x in r.soft.rows():
+            t.add_row(str(x["vec"]), str(x["name"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
+                      _us(x["max_ns"]), _us(x["stdev_ns"]), str(x["raise_count"]),
+                      _us(x["min_latency_ns"]), _us(x["avg_latency_ns"]), _us(x["max_latency_ns"]),
+                      _us(x["stdev_latency_ns"]))
+        out.print(t)
