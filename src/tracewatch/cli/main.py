@@ -14,6 +14,7 @@ from ..errors import TracewatchError
 from .analyses import cputop_cmd, irq_cmd, sched_cmd, syscalls_cmd
 from .dump import dump
 from .live import live
+from .sync import sync
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +29,7 @@ cli.add_command(cputop_cmd)
 cli.add_command(sched_cmd)
 cli.add_command(syscalls_cmd)
 cli.add_command(irq_cmd)
+cli.add_command(sync)
 
 
 def main(argv: list[str] | None = None) -> int:
