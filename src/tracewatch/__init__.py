@@ -37,4 +37,6 @@ def open(*paths: str, on_warning: Callable[[str], None] | None = None) -> TraceS
         if not all(live):
             raise TracewatchError("cannot mix live URLs (net://) and trace paths")
         return LiveTraceSet(list(paths), on_warning=on_warning)
-    return TraceSet(list(paths), on_warning=on_warning)
+    from .analysis_set import AnalysisTraceSet
+
+    return AnalysisTraceSet(list(paths), on_warning=on_warning)

@@ -1,4 +1,6 @@
-"""Analyses of kernel traces: CPU usage (:mod:`.cputop`), scheduling latency (:mod:`.sched`).
+"""Analyses of kernel traces: CPU usage (:mod:`.cputop`), scheduling latency (:mod:`.sched`),
+system calls (:mod:`.syscalls`), interrupts (:mod:`.irq`), I/O (:mod:`.io`), page allocations
+(:mod:`.mem`); each with a ``*_periods`` variant per time window where it applies.
 
 Owns the computations and their result tables. Imports :mod:`tracewatch.ctf` and
 :mod:`tracewatch.kernel`; never :mod:`tracewatch.output` or :mod:`tracewatch.cli`.

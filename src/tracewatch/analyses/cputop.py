@@ -21,10 +21,17 @@ import numpy as np
 
 from ..ctf.trace import TraceSet
 from ..kernel.layouts import KernelLayout, detect_layout
-from ..kernel.state import THREAD_EVENTS, KernelColumns, ThreadTable, read_columns, thread_table
+from ..kernel.state import (
+    THREAD_EVENTS,
+    KernelColumns,
+    ThreadTable,
+    period_windows,
+    read_columns,
+    thread_table,
+)
 from . import Table
 
-__all__ = ["CputopResult", "cputop", "cputop_from_columns", "NEEDED_EVENTS"]
+__all__ = ["CputopResult", "cputop", "cputop_periods", "cputop_from_columns", "NEEDED_EVENTS"]
 
 NEEDED_EVENTS: list[str | tuple[str, ...]] = ["sched_switch"]
 _SWITCH_FIELDS = ("prev_tid", "next_tid", "next_prio", "prev_comm", "next_comm")
@@ -63,12 +70,25 @@ def cputop(ts: TraceSet, begin: int | None = None, end: int | None = None,
     those threads are counted (a CPU is busy only while one of them runs on it), only time
     on those CPUs is counted.
     """
+    return cputop_from_columns(_read(ts, begin, end, layout), tids, cpus)
+
+
+def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
+          period: int | None = None) -> KernelColumns:
     layout = layout or detect_layout(ts)
     layout.require("cputop", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": _SWITCH_FIELDS, **THREAD_EVENTS,
                                           "sched_migrate_task": ("tid",)}
-    kc = read_columns(ts, layout, wanted, begin, end)
-    return cputop_from_columns(kc, tids, cpus)
+    return read_columns(ts, layout, wanted, begin, end, period=period)
+
+
+def cputop_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
+                   tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
+                   layout: KernelLayout | None = None) -> list[CputopResult]:
+    """:func:`cputop` per window of ``period`` ns ([t, t + period), aligned on the first event
+    of the range; windows without events left out), from one pass over the trace."""
+    kc = _read(ts, begin, end, layout, period)
+    return [cputop_from_columns(w, tids, cpus) for _, _, w in period_windows(kc)]
 
 
 def _isin(a: np.ndarray, values: Collection[int] | None) -> np.ndarray:
@@ -131,27 +151,16 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     in_range = valid & (stop >= lo) & (start <= hi)
     vt, vrow, vin = k_tid[in_range], k_row[in_range], k_in[in_range]
     dur = _clip(start[in_range], stop[in_range], lo, hi)
-    utids, inv = np.unique(vt, return_inverse=True)
+    # vt is sorted by tid, then trace order (rows): groups without a sort
+    utids, gstart, inv = _sorted_groups(vt)
     usage = np.bincount(inv, weights=dur, minlength=utids.size).astype(np.int64)
     duration = hi - lo
     ratio = usage / duration if duration > 0 else np.zeros(utids.size)
     # comm: name it was first switched in with in the range (lttng-analyses'), prios: the
     # distinct priorities it was switched in with, in order of appearance
-    comm = np.empty(utids.size, object)
-    prios: list[str] = []
-    first_row: dict[int, int] = {}
-    prio_lists: dict[int, list[int]] = {}
-    pr = sw["next_prio"]
-    order = np.argsort(vrow, kind="stable")
-    for tid, r, is_in in zip(vt[order].tolist(), vrow[order].tolist(), vin[order].tolist(), strict=True):
-        first_row.setdefault(tid, r)
-        pl = prio_lists.setdefault(tid, [])
-        if is_in and (p := int(pr[r])) not in pl:
-            pl.append(p)
-    for i, tid in enumerate(utids.tolist()):
-        r0 = first_row[tid]
-        comm[i] = str(sw["next_comm"][r0] if int(nxt[r0]) == tid else sw["prev_comm"][r0])
-        prios.append("[" + ", ".join(str(p) for p in prio_lists[tid]) + "]")
+    r0 = vrow[gstart]
+    comm = np.where(nxt[r0] == utids, sw["next_comm"][r0], sw["prev_comm"][r0]).astype(object)
+    prios = _prio_texts(utids.size, inv[vin], sw["next_prio"][vrow[vin]].astype(np.int64))
     mig = np.zeros(utids.size, np.int64)
     mt = kc.get("sched_migrate_task")
     if mt is not None and mt["seq"].size:
@@ -169,10 +178,13 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
 
     # ---- per process
     ppid = np.where(per_tid["pid"] >= 0, per_tid["pid"], per_tid["tid"])
-    upids, pinv = np.unique(ppid, return_inverse=True)
+    upids, pfirst, pinv = np.unique(ppid, return_index=True, return_inverse=True)
     pusage = np.bincount(pinv, weights=per_tid["usage_ns"], minlength=upids.size).astype(np.int64)
     pthreads = np.bincount(pinv, minlength=upids.size)
-    pcomm = np.array([threads.comm_of(p) or _first_comm(per_tid, p) for p in upids.tolist()], object)
+    # name of a process: its main thread's, else that of its first thread in per_tid order
+    pcomm = threads.comms(upids)
+    missing = np.flatnonzero(pcomm == "")
+    pcomm[missing] = per_tid["comm"][pfirst[missing]]
     per_process = Table({"pid": upids, "comm": pcomm, "threads": pthreads, "usage_ns": pusage,
                          "ratio": pusage / duration if duration > 0 else np.zeros(upids.size)})
     per_process = per_process.take(np.lexsort((per_process["pid"], -per_process["usage_ns"])))
@@ -192,7 +204,7 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     first[1:] = c_cpu[1:] != c_cpu[:-1]
     fbusy = first & (c_prev != 0) & _isin(c_prev, tids)
     cdur = cdur + np.where(fbusy, _clip(np.full(n, lo), c_t, lo, hi), 0)
-    ucpu, cinv = np.unique(c_cpu, return_inverse=True)
+    ucpu, _, cinv = _sorted_groups(c_cpu)
     cusage = np.bincount(cinv, weights=cdur, minlength=ucpu.size).astype(np.int64)
     keep = np.ones(ucpu.size, bool) if cpus is None else np.isin(ucpu, np.fromiter(cpus, np.int64))
     ucpu, cusage = ucpu[keep], cusage[keep]
@@ -202,6 +214,37 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     return CputopResult(lo, hi, per_tid, per_process, per_cpu, total, threads)
 
 
-def _first_comm(per_tid: Table, pid: int) -> str:
-    m = np.flatnonzero(np.where(per_tid["pid"] >= 0, per_tid["pid"], per_tid["tid"]) == pid)
-    return str(per_tid["comm"][m[0]]) if m.size else ""
+def _sorted_groups(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a sorted array: its distinct values, the start of each run and the run index of
+    each element (what np.unique returns, without sorting)."""
+    new = np.ones(a.size, bool)
+    new[1:] = a[1:] != a[:-1]
+    starts = np.flatnonzero(new)
+    return a[starts], starts, np.cumsum(new) - 1
+
+
+def _prio_texts(ngroups: int, group: np.ndarray, prio: np.ndarray) -> np.ndarray:
+    """Per group 0..ngroups-1, its distinct ``prio`` values in order of appearance (``group``
+    and ``prio``: switch-ins, in trace order within each group) as text like "[20]" or
+    "[20, 10]"; "[]" for a group without switch-in."""
+    out = np.full(ngroups, "[]", object)
+    if group.size == 0:
+        return out
+    pv, prank = np.unique(prio, return_inverse=True)
+    key = group.astype(np.int64) * pv.size + prank
+    ukey, first = np.unique(key, return_index=True)
+    o = np.lexsort((first, ukey // pv.size))
+    pg, pp = (ukey // pv.size)[o], pv[(ukey % pv.size)[o]]
+    new = np.ones(pg.size, bool)
+    new[1:] = pg[1:] != pg[:-1]
+    single = new & np.r_[new[1:], True]
+    # most threads have one priority: one text per distinct value, no per-thread loop
+    vals, vinv = np.unique(pp[single], return_inverse=True)
+    if vals.size:
+        out[pg[single]] = np.array([f"[{v}]" for v in vals.tolist()], object)[vinv]
+    starts = np.flatnonzero(new)
+    bounds = np.r_[starts, pg.size]
+    for j in np.flatnonzero(~single[starts]).tolist():
+        seg = pp[bounds[j]: bounds[j + 1]].tolist()
+        out[pg[bounds[j]]] = "[" + ", ".join(str(p) for p in seg) + "]"
+    return out

@@ -19,10 +19,10 @@ import numpy as np
 
 from ..ctf.trace import TraceSet
 from ..kernel.layouts import WAKEUP_EVENTS, KernelLayout, detect_layout
-from ..kernel.state import KernelColumns, read_columns
+from ..kernel.state import KernelColumns, period_windows, read_columns
 from . import Table
 
-__all__ = ["SchedResult", "sched_latencies", "sched_from_columns", "NEEDED_EVENTS"]
+__all__ = ["SchedResult", "sched_latencies", "sched_periods", "sched_from_columns", "NEEDED_EVENTS"]
 
 NEEDED_EVENTS: list[str | tuple[str, ...]] = ["sched_switch", WAKEUP_EVENTS]
 
@@ -54,13 +54,26 @@ def sched_latencies(ts: TraceSet, begin: int | None = None, end: int | None = No
     ``tids`` keeps the latencies of those (woken) threads; ``cpus`` those whose switch-in
     happened on those CPUs.
     """
+    return sched_from_columns(_read(ts, begin, end, layout), tids, cpus)
+
+
+def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
+          period: int | None = None) -> KernelColumns:
     layout = layout or detect_layout(ts)
     layout.require("sched", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("prev_tid", "next_tid", "next_prio", "next_comm")}
     for w in layout.wakeup_events():
         wanted[w] = ("tid",)
-    kc = read_columns(ts, layout, wanted, begin, end)
-    return sched_from_columns(kc, tids, cpus)
+    return read_columns(ts, layout, wanted, begin, end, period=period)
+
+
+def sched_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
+                  tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
+                  layout: KernelLayout | None = None) -> list[SchedResult]:
+    """:func:`sched_latencies` per window of ``period`` ns ([t, t + period), aligned on the
+    first event of the range; windows without events left out), from one pass."""
+    kc = _read(ts, begin, end, layout, period)
+    return [sched_from_columns(w, tids, cpus) for _, _, w in period_windows(kc)]
 
 
 def _stats(lat: np.ndarray) -> dict[str, float]:

@@ -26,12 +26,19 @@ import numpy as np
 
 from ..ctf.trace import TraceSet
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
-from ..kernel.state import THREAD_EVENTS, KernelColumns, ThreadTable, read_columns, thread_table
+from ..kernel.state import (
+    THREAD_EVENTS,
+    KernelColumns,
+    ThreadTable,
+    period_windows,
+    read_columns,
+    thread_table,
+)
 from . import Table
 from ._stats import group_stats
 
-__all__ = ["SyscallsResult", "syscall_stats", "syscalls_from_columns", "syscall_event_names",
-           "return_key"]
+__all__ = ["SyscallsResult", "syscall_stats", "syscalls_periods", "syscalls_from_columns", "syscall_event_names",
+           "return_key", "pair_calls", "current_rows"]
 
 
 @dataclass
@@ -92,6 +99,12 @@ def syscall_stats(ts: TraceSet, begin: int | None = None, end: int | None = None
     ``tids``/``procnames`` keep those threads (by tid / by name), ``cpus`` the calls whose
     exit is on those CPUs (lttng-analyses' ``--tid``/``--procname``/``--cpu``).
     """
+    kc = _read(ts, begin, end, layout)
+    return syscalls_from_columns(kc, [c.name for c in ts.classes], tids, cpus, procnames)
+
+
+def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
+          period: int | None = None) -> KernelColumns:
     layout = layout or detect_layout(ts)
     layout.require("syscalls", ["sched_switch"])
     entries, exits = syscall_event_names({c.name for c in ts.classes}, layout)
@@ -100,10 +113,19 @@ def syscall_stats(ts: TraceSet, begin: int | None = None, end: int | None = None
                                  ["--syscall -a"])
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
                                           "syscall_exit": ("ret",)}
-    kc = read_columns(ts, layout, wanted, begin, end,
-                      groups={"syscall_entry": entries, "syscall_exit": exits})
+    return read_columns(ts, layout, wanted, begin, end,
+                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period)
+
+
+def syscalls_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
+                     tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
+                     procnames: Collection[str] | None = None,
+                     layout: KernelLayout | None = None) -> list[SyscallsResult]:
+    """:func:`syscall_stats` per window of ``period`` ns ([t, t + period), aligned on the first
+    event of the range; windows without events left out), from one pass over the trace."""
+    kc = _read(ts, begin, end, layout, period)
     names = [c.name for c in ts.classes]
-    return syscalls_from_columns(kc, names, tids, cpus, procnames)
+    return [syscalls_from_columns(w, names, tids, cpus, procnames) for _, _, w in period_windows(kc)]
 
 
 def current_rows(sw: dict[str, np.ndarray], cpu: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -121,18 +143,18 @@ def current_rows(sw: dict[str, np.ndarray], cpu: np.ndarray, seq: np.ndarray) ->
     return np.where(ok, order[posc], -1)
 
 
-def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
-                          tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-                          procnames: Collection[str] | None = None) -> SyscallsResult:
-    """:func:`syscall_stats` on columns already read (sched_switch next_tid/next_comm,
-    ``syscall_entry``/``syscall_exit`` groups with gid, exit ret). ``class_names[gid]`` is
-    the name of event class ``gid``."""
-    layout = kc.layout
+def pair_calls(kc: KernelColumns, tids: Collection[int] | None = None,
+               cpus: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pair the ``syscall_entry``/``syscall_exit`` group columns of ``kc`` (module rules).
+
+    Returns, for each call whose exit is in the range (and made by ``tids``, exit on
+    ``cpus``), in trace order of the exits: the exit row, the entry row, the tid and the row
+    of the sched_switch that made the thread current.
+    """
     sw = kc.events["sched_switch"]
     en, ex = kc.events["syscall_entry"], kc.events["syscall_exit"]
     lo = kc.first_ts if kc.first_ts is not None else 0
     hi = kc.last_ts if kc.last_ts is not None else 0
-    threads = thread_table(kc)
     ne, nx = en["seq"].size, ex["seq"].size
     seq = np.concatenate([en["seq"], ex["seq"]])
     cpu = np.concatenate([en["cpu"], ex["cpu"]]).astype(np.int64)
@@ -161,6 +183,22 @@ def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
     srt = np.argsort(ex["seq"][x_ref], kind="stable")
     keep_idx = srt[keep[srt]]
     x_ref, e_ref, c_tid, c_row = x_ref[keep_idx], e_ref[keep_idx], c_tid[keep_idx], c_row[keep_idx]
+    return x_ref, e_ref, c_tid, c_row
+
+
+def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
+                          tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
+                          procnames: Collection[str] | None = None) -> SyscallsResult:
+    """:func:`syscall_stats` on columns already read (sched_switch next_tid/next_comm,
+    ``syscall_entry``/``syscall_exit`` groups with gid, exit ret). ``class_names[gid]`` is
+    the name of event class ``gid``."""
+    layout = kc.layout
+    sw = kc.events["sched_switch"]
+    en, ex = kc.events["syscall_entry"], kc.events["syscall_exit"]
+    lo = kc.first_ts if kc.first_ts is not None else 0
+    hi = kc.last_ts if kc.last_ts is not None else 0
+    threads = thread_table(kc)
+    x_ref, e_ref, c_tid, c_row = pair_calls(kc, tids, cpus)
     # name of each thread: its name when its first call was counted (lttng-analyses')
     utid, tfirst, tinv = np.unique(c_tid, return_index=True, return_inverse=True)
     comm_first = sw["next_comm"][c_row[tfirst]] if c_row.size else np.empty(0, object)

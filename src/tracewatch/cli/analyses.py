@@ -1,9 +1,13 @@
-"""The analysis commands: ``cputop``, ``sched``, ``syscalls``, ``irq``.
+"""The analysis commands: ``cputop``, ``sched``, ``syscalls``, ``irq``, ``io``, ``mem``.
 
 Each runs an analysis of :mod:`tracewatch.analyses` on the traces under PATH... and prints
 its result as tables (rich), as LAMI 1.0 JSON (``--mi``, lttng-analyses' machine interface;
 ``--mi --metadata`` describes the tables without reading a trace) or as CSV (``--csv``).
 A progress bar goes to stderr while the trace is read, when stderr is a terminal.
+``--period DURATION`` (cputop, sched, syscalls, irq) gives one result per window
+[t, t + DURATION) aligned on the first event: one set of tables per window (``--mi``: every
+window's tables in order, each with its time range, like lttng-analyses' ``--period``;
+``--csv``: the windows' rows with ``period_begin``/``period_end`` columns first).
 
 Imports :mod:`tracewatch.analyses`, :mod:`tracewatch.output` and click/rich; errors are
 :class:`~tracewatch.errors.TracewatchError` (one line, exit 1, see :mod:`.main`).
@@ -25,16 +29,18 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table as RichTable
 
 from ..analyses import Table
-from ..analyses.cputop import CputopResult, cputop
-from ..analyses.irq import IrqResult, irq_stats
-from ..analyses.sched import SchedResult, sched_latencies
-from ..analyses.syscalls import SyscallsResult, syscall_stats
+from ..analyses.cputop import CputopResult, cputop, cputop_periods
+from ..analyses.io import IoResult, io_stats
+from ..analyses.irq import IrqResult, irq_periods, irq_stats
+from ..analyses.mem import MemResult, mem_stats
+from ..analyses.sched import SchedResult, sched_latencies, sched_periods
+from ..analyses.syscalls import SyscallsResult, syscall_stats, syscalls_periods
 from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from ..output import lami
-from .timeparse import parse_time_ns
+from .timeparse import parse_duration_ns, parse_time_ns
 
-__all__ = ["cputop_cmd", "sched_cmd", "syscalls_cmd", "irq_cmd"]
+__all__ = ["cputop_cmd", "sched_cmd", "syscalls_cmd", "irq_cmd", "io_cmd", "mem_cmd"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +68,7 @@ def _strs(values: tuple[str, ...]) -> list[str] | None:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-def _common(with_threads: bool = True) -> Callable[[F], F]:
+def _common(with_threads: bool = True, with_period: bool = True) -> Callable[[F], F]:
     def deco(f: F) -> F:
         opts = [
             click.argument("paths", nargs=-1, metavar="PATH..."),
@@ -82,6 +88,9 @@ def _common(with_threads: bool = True) -> Callable[[F], F]:
             click.option("--metadata", is_flag=True, help="With --mi: describe the result tables."),
             click.option("--csv", "as_csv", is_flag=True, help="CSV output of the main table."),
         ]
+        if with_period:
+            opts.append(click.option("--period", help="One result per window of this duration "
+                                     "(1s, 500ms, 100us...), aligned on the first event."))
         for o in reversed(opts):
             f = o(f)
         return f
@@ -170,30 +179,62 @@ def _by_comm(t: Table, procnames: list[str] | None) -> Table:
     return t.take(np.isin(t["comm"].astype(str), np.array(procnames, dtype=str)))
 
 
+def _periodic(period: str | None, whole: Callable[[TraceSet], Any],
+              windows: Callable[[TraceSet, int], list[Any]]) -> Callable[[TraceSet], list[Any]]:
+    """The analysis to run: one result for the whole range, or one per window of --period."""
+    ns = parse_duration_ns(period)
+    if ns is None:
+        return lambda ts: [whole(ts)]
+    return lambda ts: windows(ts, ns)
+
+
+def _csv_periods(results: list[Any], table: Callable[[Any], Table], periodic: bool) -> None:
+    """CSV of ``table(r)`` for each result; with --period, the window bounds come first."""
+    if not periodic:
+        lami.table_to_csv(table(results[0]) if results else Table({}), sys.stdout)
+        return
+    parts = []
+    for r in results:
+        t = table(r)
+        n = t.nrows
+        parts.append(Table({"period_begin": np.full(n, r.begin, np.int64),
+                            "period_end": np.full(n, r.end, np.int64), **{k: t[k] for k in t.columns}}))
+    if not parts:
+        return
+    lami.table_to_csv(Table({k: np.concatenate([p[k] for p in parts]) for k in parts[0].columns}), sys.stdout)
+
+
 # ------------------------------------------------------------------ cputop
 
 @click.command("cputop")
 @_common()
 def cputop_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
                procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-               metadata: bool, as_csv: bool) -> None:
+               metadata: bool, as_csv: bool, period: str | None) -> None:
     """CPU usage per thread, per CPU and in total (lttng-cputop)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("cputop"))
         return
     names = _strs(procnames)
-    r: CputopResult = _run(paths, lambda ts: cputop(ts, parse_time_ns(begin), parse_time_ns(end),
-                                                     _ints(tids, "--tid"), _ints(cpus, "--cpu")))
-    r.per_tid = _by_comm(r.per_tid, names)
+    b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    results: list[CputopResult] = _run(paths, _periodic(
+        period, lambda ts: cputop(ts, b, e, t_, c_), lambda ts, p: cputop_periods(ts, p, b, e, t_, c_)))
+    for r in results:
+        r.per_tid = _by_comm(r.per_tid, names)
     n = 10 if top is None else top
     if mi:
-        _emit_json(lami.document(lami.cputop_tables(r, n)))
+        _emit_json(lami.document([t for r in results for t in lami.cputop_tables(r, n)]))
         return
     if as_csv:
-        lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
+        _csv_periods(results, lambda r: _head(r.per_tid, top), period is not None)
         return
     out = _console()
+    for r in results:
+        _print_cputop(out, r, n)
+
+
+def _print_cputop(out: Console, r: CputopResult, n: int) -> None:
     _header(out, r.begin, r.end)
     t = RichTable(title="Per-TID CPU usage")
     for col in ("Process", "TID", "PID", "Migrations", "Priorities", "Usage"):
@@ -217,23 +258,30 @@ def cputop_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids:
 @_common()
 def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
               procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-              metadata: bool, as_csv: bool) -> None:
+              metadata: bool, as_csv: bool, period: str | None) -> None:
     """Scheduling latency (wakeup to switch-in) statistics per thread (lttng-schedstats)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("sched"))
         return
     names = _strs(procnames)
-    r: SchedResult = _run(paths, lambda ts: sched_latencies(ts, parse_time_ns(begin), parse_time_ns(end),
-                                                            _ints(tids, "--tid"), _ints(cpus, "--cpu")))
-    r.per_tid = _by_comm(r.per_tid, names)
+    b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    results: list[SchedResult] = _run(paths, _periodic(
+        period, lambda ts: sched_latencies(ts, b, e, t_, c_), lambda ts, p: sched_periods(ts, p, b, e, t_, c_)))
+    for r in results:
+        r.per_tid = _by_comm(r.per_tid, names)
     if mi:
-        _emit_json(lami.document(lami.sched_tables(r, top)))
+        _emit_json(lami.document([t for r in results for t in lami.sched_tables(r, top)]))
         return
     if as_csv:
-        lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
+        _csv_periods(results, lambda r: _head(r.per_tid, top), period is not None)
         return
     out = _console()
+    for r in results:
+        _print_sched(out, r, top)
+
+
+def _print_sched(out: Console, r: SchedResult, top: int | None) -> None:
     _header(out, r.begin, r.end)
     t = RichTable(title="Scheduling latency stats (per-TID) (us)")
     for col in ("Process", "TID", "Count", "Min", "Avg", "Max", "Stdev", "Priorities"):
@@ -250,7 +298,7 @@ def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: 
 @_common()
 def syscalls_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
                  procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-                 metadata: bool, as_csv: bool) -> None:
+                 metadata: bool, as_csv: bool, period: str | None) -> None:
     """System call counts, durations and return values per thread (lttng-syscallstats).
 
     --top N keeps the N threads that made the most calls.
@@ -259,18 +307,27 @@ def syscalls_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tid
     if metadata:
         _emit_json(lami.metadata("syscalls"))
         return
-    r: SyscallsResult = _run(paths, lambda ts: syscall_stats(
-        ts, parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu"),
-        _strs(procnames)))
+    b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    names = _strs(procnames)
+    results: list[SyscallsResult] = _run(paths, _periodic(
+        period, lambda ts: syscall_stats(ts, b, e, t_, c_, names),
+        lambda ts, p: syscalls_periods(ts, p, b, e, t_, c_, names)))
     if mi:
-        _emit_json(lami.document(lami.syscalls_tables(r, top)))
+        _emit_json(lami.document([t for r in results for t in lami.syscalls_tables(r, top)]))
         return
-    per_tid = _head(r.per_tid, top)
-    rows = r.per_syscall.take(np.isin(r.per_syscall["tid"], per_tid["tid"]))
+
+    def rows_of(r: SyscallsResult) -> Table:
+        return r.per_syscall.take(np.isin(r.per_syscall["tid"], _head(r.per_tid, top)["tid"]))
+
     if as_csv:
-        lami.table_to_csv(rows, sys.stdout)
+        _csv_periods(results, rows_of, period is not None)
         return
     out = _console()
+    for r in results:
+        _print_syscalls(out, r, _head(r.per_tid, top), rows_of(r))
+
+
+def _print_syscalls(out: Console, r: SyscallsResult, per_tid: Table, rows: Table) -> None:
     _header(out, r.begin, r.end)
     if rows.nrows > _RICH_MAX_ROWS:
         _syscalls_plain(rows, per_tid)
@@ -341,26 +398,33 @@ def _irq_table(r: IrqResult) -> Table:
 @click.option("--irq", "irqs", multiple=True, help="Only these hard IRQ numbers (repeatable, or a comma list).")
 @click.option("--softirq", "softirqs", multiple=True, help="Only these softirq vectors (repeatable, or a comma list).")
 def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tuple[str, ...],
-            top: int | None, mi: bool, metadata: bool, as_csv: bool, irqs: tuple[str, ...],
-            softirqs: tuple[str, ...]) -> None:
+            top: int | None, mi: bool, metadata: bool, as_csv: bool, period: str | None,
+            irqs: tuple[str, ...], softirqs: tuple[str, ...]) -> None:
     """Hard and soft interrupt counts, durations and softirq raise latencies (lttng-irqstats)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("irq"))
         return
-    r: IrqResult = _run(paths, lambda ts: irq_stats(ts, parse_time_ns(begin), parse_time_ns(end),
-                                                    _ints(cpus, "--cpu"), _ints(irqs, "--irq"),
-                                                    _ints(softirqs, "--softirq")))
+    b, e, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(cpus, "--cpu")
+    q, sq = _ints(irqs, "--irq"), _ints(softirqs, "--softirq")
+    results: list[IrqResult] = _run(paths, _periodic(
+        period, lambda ts: irq_stats(ts, b, e, c_, q, sq), lambda ts, p: irq_periods(ts, p, b, e, c_, q, sq)))
     if top is not None:
-        r.hard = r.hard.take(np.argsort(-r.hard["count"], kind="stable")[:top])
-        r.soft = r.soft.take(np.argsort(-r.soft["count"], kind="stable")[:top])
+        for r in results:
+            r.hard = r.hard.take(np.argsort(-r.hard["count"], kind="stable")[:top])
+            r.soft = r.soft.take(np.argsort(-r.soft["count"], kind="stable")[:top])
     if mi:
-        _emit_json(lami.document(lami.irq_tables(r)))
+        _emit_json(lami.document([t for r in results for t in lami.irq_tables(r)]))
         return
     if as_csv:
-        lami.table_to_csv(_irq_table(r), sys.stdout)
+        _csv_periods(results, _irq_table, period is not None)
         return
     out = _console()
+    for r in results:
+        _print_irq(out, r)
+
+
+def _print_irq(out: Console, r: IrqResult) -> None:
     _header(out, r.begin, r.end)
     if r.hard.nrows:
         t = RichTable(title="Hard IRQ duration (us)")
@@ -381,3 +445,102 @@ def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tu
                       _us(x["min_latency_ns"]), _us(x["avg_latency_ns"]), _us(x["max_latency_ns"]),
                       _us(x["stdev_latency_ns"]))
         out.print(t)
+
+
+# ------------------------------------------------------------------ io
+
+def _size(n: Any) -> str:
+    v = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(v) < 1024 or unit == "GiB":
+            return f"{int(v)} B" if unit == "B" else f"{v:.2f} {unit}"
+        v /= 1024
+    return f"{v:.2f} GiB"  # pragma: no cover - loop returns
+
+
+@click.command("io")
+@_common(with_period=False)
+def io_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
+           procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
+           metadata: bool, as_csv: bool) -> None:
+    """I/O system call latency and bytes per process and fd, block request latency per disk
+    (lttng-iolatencystats, lttng-iousagetop). --csv gives the per-process table."""
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("io"))
+        return
+    b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    names = _strs(procnames)
+    r: IoResult = _run(paths, lambda ts: io_stats(ts, b, e, t_, c_, names))
+    n = 10 if top is None else top
+    if mi:
+        _emit_json(lami.document(lami.io_tables(r, n)))
+        return
+    if as_csv:
+        lami.table_to_csv(_head(r.per_process, top), sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    t = RichTable(title="Per-process I/O (system calls)")
+    for col in ("Process", "PID", "Read", "Write", "Reads", "Writes"):
+        t.add_column(col, justify="left" if col == "Process" else "right")
+    for x in _head(r.per_process, n).rows():
+        t.add_row(str(x["comm"]), str(x["pid"]), _size(x["read_bytes"]), _size(x["write_bytes"]),
+                  str(x["read_count"]), str(x["write_count"]))
+    out.print(t)
+    f = RichTable(title="Per-fd I/O")
+    for col in ("Process", "PID", "FD", "Read", "Write", "Calls"):
+        f.add_column(col, justify="left" if col == "Process" else "right")
+    for x in _head(r.per_fd, n).rows():
+        f.add_row(str(x["comm"]), str(x["pid"]), str(x["fd"]), _size(x["read_bytes"]),
+                  _size(x["write_bytes"]), str(x["count"]))
+    out.print(f)
+    lt = RichTable(title="System call latency statistics (us)")
+    for col in ("Syscall", "Count", "Min", "Avg", "Max", "Stdev"):
+        lt.add_column(col, justify="left" if col == "Syscall" else "right")
+    for x in r.per_syscall.rows():
+        lt.add_row(str(x["syscall"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]), _us(x["max_ns"]),
+                   _us(x["stdev_ns"]))
+    out.print(lt)
+    if r.disk.nrows:
+        d = RichTable(title="Disk request latency statistics (us)")
+        for col in ("Disk", "Requests", "Sectors", "Min", "Avg", "Max", "Stdev"):
+            d.add_column(col, justify="left" if col == "Disk" else "right")
+        for x in r.disk.rows():
+            d.add_row(str(x["disk"]), str(x["count"]), str(x["sectors"]), _us(x["min_ns"]), _us(x["avg_ns"]),
+                      _us(x["max_ns"]), _us(x["stdev_ns"]))
+        out.print(d)
+
+
+# ------------------------------------------------------------------ mem
+
+@click.command("mem")
+@_common(with_period=False)
+def mem_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
+            procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
+            metadata: bool, as_csv: bool) -> None:
+    """Pages allocated and freed per thread (lttng-memtop)."""
+    _check_modes(paths, mi, metadata, as_csv)
+    if metadata:
+        _emit_json(lami.metadata("mem"))
+        return
+    b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    names = _strs(procnames)
+    r: MemResult = _run(paths, lambda ts: mem_stats(ts, b, e, t_, c_, names))
+    n = 10 if top is None else top
+    if mi:
+        _emit_json(lami.document(lami.mem_tables(r, n)))
+        return
+    if as_csv:
+        lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
+        return
+    out = _console()
+    _header(out, r.begin, r.end)
+    t = RichTable(title="Per-TID memory allocations and frees (pages)")
+    for col in ("Process", "TID", "PID", "Allocated", "Freed"):
+        t.add_column(col, justify="left" if col == "Process" else "right")
+    for x in _head(r.per_tid, n).rows():
+        t.add_row(str(x["comm"]), str(x["tid"]), "?" if x["pid"] < 0 else str(x["pid"]), str(x["allocated"]),
+                  str(x["freed"]))
+    out.print(t)
+    out.print(f"Total memory usage: {r.total_allocated} pages allocated, {r.total_freed} pages freed")

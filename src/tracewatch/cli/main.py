@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..errors import TracewatchError
-from .analyses import cputop_cmd, irq_cmd, sched_cmd, syscalls_cmd
+from .analyses import cputop_cmd, io_cmd, irq_cmd, mem_cmd, sched_cmd, syscalls_cmd
 from .dump import dump
 from .live import live
 from .sync import sync
@@ -29,6 +29,8 @@ cli.add_command(cputop_cmd)
 cli.add_command(sched_cmd)
 cli.add_command(syscalls_cmd)
 cli.add_command(irq_cmd)
+cli.add_command(io_cmd)
+cli.add_command(mem_cmd)
 cli.add_command(sync)
 
 
@@ -53,3 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+from .vm import vm  # noqa: E402
+
+cli.add_command(vm)

@@ -17,6 +17,7 @@ line that would have recorded it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -125,8 +126,25 @@ _PERF_FIELDS: dict[tuple[str, str], str] = {
 }
 
 
+#: trace set -> (number of event classes, layout): a trace set's classes only grow (live)
+_CACHE: weakref.WeakKeyDictionary[TraceSet, tuple[int, KernelLayout]] = weakref.WeakKeyDictionary()
+
+
 def detect_layout(ts: TraceSet | Iterable[str]) -> KernelLayout:
-    """The kernel layout of a trace set (or of a list of event names, fields then unknown)."""
+    """The kernel layout of a trace set (or of a list of event names, fields then unknown).
+
+    Cached per trace set (until it gets new event classes)."""
+    if isinstance(ts, TraceSet):
+        hit = _CACHE.get(ts)
+        if hit is not None and hit[0] == len(ts.classes):
+            return hit[1]
+        layout = _detect(ts)
+        _CACHE[ts] = (len(ts.classes), layout)
+        return layout
+    return _detect(ts)
+
+
+def _detect(ts: TraceSet | Iterable[str]) -> KernelLayout:
     fields_of: dict[str, set[str]] = {}
     if isinstance(ts, TraceSet):
         for gc in ts.classes:

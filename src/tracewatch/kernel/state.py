@@ -28,7 +28,7 @@ from ..ctf.values import decode_text, field_name
 from .layouts import KernelLayout
 
 __all__ = ["KernelColumns", "Thread", "ThreadTable", "read_columns", "thread_table",
-           "current_tasks", "THREAD_EVENTS"]
+           "current_tasks", "period_windows", "THREAD_EVENTS"]
 
 #: Logical events and fields :func:`thread_table` uses when the trace has them.
 THREAD_EVENTS: dict[str, tuple[str, ...]] = {
@@ -57,6 +57,11 @@ class KernelColumns:
     first_ts: int | None = None
     last_ts: int | None = None
     n_events: int = 0
+    #: with ``period``: window index -> [first ts, last ts, number of events] of the events
+    #: in [begin, end], windows [origin + k * period, origin + (k + 1) * period)
+    windows: dict[int, list[int]] = field(default_factory=dict)
+    period: int | None = None
+    origin: int | None = None
 
     def get(self, logical: str) -> dict[str, np.ndarray] | None:
         return self.events.get(logical)
@@ -75,7 +80,8 @@ def _empty_columns(fields: Sequence[str]) -> dict[str, np.ndarray]:
 
 def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
                  begin: int | None = None, end: int | None = None,
-                 groups: Mapping[str, Sequence[str]] | None = None) -> KernelColumns:
+                 groups: Mapping[str, Sequence[str]] | None = None,
+                 period: int | None = None) -> KernelColumns:
     """One pass over ``ts``: the columns of each wanted logical event the trace has.
 
     Events before ``begin`` are read too (the state at ``begin`` depends on them); reading
@@ -87,6 +93,10 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     ``groups`` maps extra logical names to several actual event names read as one (e.g.
     every ``syscall_exit_*``); their field names are not remapped, and their columns hold
     ``gid`` too (the global event class id of each event, see ``ts.classes``).
+
+    ``period`` (ns): also record the first/last timestamp and count of the events of each
+    window of that length, aligned on the first event in [begin, end] (see
+    :func:`period_windows`).
     """
     present = {ev: list(fs) for ev, fs in wanted.items() if layout.has(ev)}
     gids = {ev: ts.class_ids([layout.event(ev)]) for ev in present}
@@ -106,6 +116,8 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
                 kc.first_ts = int(b.ts[k])
             kc.last_ts = int(b.ts[-1])
             kc.n_events += n - k
+            if period is not None:
+                _add_windows(kc, b.ts[k:], period)
         for ev, fs in present.items():
             idx = np.flatnonzero(np.isin(b.gid, gids[ev]))
             if idx.size == 0:
@@ -117,8 +129,10 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
                 for f in fs:
                     out[f] = _group_column(b, idx, f)
             else:
-                for f in fs:
-                    out[f] = _column(b, idx, act, layout.field(ev, f))
+                names = [layout.field(ev, f) for f in fs]
+                cols = _walk_columns(b, idx, names) if fs else {}
+                for f, af in zip(fs, names, strict=True):
+                    out[f] = cols[af] if cols is not None else _column(b, idx, act, af)
             parts[ev].append(out)
         seq0 += n
     for ev, fs in present.items():
@@ -132,6 +146,38 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
         else:
             kc.events[ev] = {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
     return kc
+
+
+def _add_windows(kc: KernelColumns, ts: np.ndarray, period: int) -> None:
+    if kc.origin is None:
+        kc.origin, kc.period = int(ts[0]), period
+    w = (ts.astype(np.int64) - kc.origin) // period
+    uw, first, counts = np.unique(w, return_index=True, return_counts=True)
+    for x, f, c in zip(uw.tolist(), first.tolist(), counts.tolist(), strict=True):
+        lo, hi = int(ts[f]), int(ts[f + c - 1])
+        cur = kc.windows.get(x)
+        if cur is None:
+            kc.windows[x] = [lo, hi, c]
+        else:
+            cur[0], cur[1], cur[2] = min(cur[0], lo), max(cur[1], hi), cur[2] + c
+
+
+def period_windows(kc: KernelColumns) -> Iterator[tuple[int, int, KernelColumns]]:
+    """For each window with events (read with ``period``), in time order: its start, its
+    end (exclusive) and the columns as :func:`read_columns` would have given them with
+    ``begin``/``end`` the window's bounds (events after the window cut off, range = first
+    and last event in the window)."""
+    if kc.period is None or kc.origin is None:
+        raise ValueError("columns were not read with a period")
+    for w in sorted(kc.windows):
+        first, last, count = kc.windows[w]
+        start = kc.origin + w * kc.period
+        stop = start + kc.period
+        cut: dict[str, dict[str, np.ndarray]] = {}
+        for ev, cols in kc.events.items():
+            k = int(np.searchsorted(cols["timestamp"], stop - 1, side="right"))
+            cut[ev] = cols if k == cols["timestamp"].size else {f: v[:k] for f, v in cols.items()}
+        yield start, stop, KernelColumns(kc.layout, cut, first, last, count)
 
 
 def _column(b: EventBatch, idx: np.ndarray, actual: str, fname: str) -> np.ndarray:
@@ -155,13 +201,23 @@ def _group_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray:
 
 
 def _walk_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray | None:
-    """Values of payload field ``fname`` of the events ``idx`` of ``b``, walking the decoded
-    values of the payload (ints: 1 value; strings: offset, length; int arrays/sequences:
-    count then elements). None when a field on the way (or the field) is of another kind."""
+    """Values of payload field ``fname`` of the events ``idx`` of ``b`` (see
+    :func:`_walk_columns`); None when it cannot be walked to."""
+    cols = _walk_columns(b, idx, [fname])
+    return None if cols is None else cols[fname]
+
+
+def _walk_columns(b: EventBatch, idx: np.ndarray, fnames: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """Values of payload fields ``fnames`` of the events ``idx`` of ``b``, in one walk of the
+    decoded values of each payload (ints: 1 value; strings: offset, length; int
+    arrays/sequences: count then elements). None when a field on the way (or a wanted
+    field) is of another kind, is missing, or is an int in one event class and text in
+    another."""
     gid, src, row = b.gid[idx], b.src[idx], b.row[idx]
     classes = b.trace_set.classes
-    ints: np.ndarray | None = None
-    texts: np.ndarray | None = None
+    wanted = set(fnames)
+    ints: dict[str, np.ndarray] = {}
+    texts: dict[str, np.ndarray] = {}
     for g in np.unique(gid).tolist():
         st = classes[g].event.fields
         if st is None:
@@ -172,22 +228,29 @@ def _walk_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray | Non
             m = mg & (src == c)
             r = row[m]
             pos = chunk.off[r, 3].astype(np.int64)
+            todo = set(wanted)
             for name, t in st.fields:
+                if not todo:
+                    break
                 text = isinstance(t, StringType) or is_char_array(t)
-                if field_name(name) == fname:
+                fname = field_name(name)
+                if fname in todo:
+                    todo.discard(fname)
                     if text:
-                        if texts is None:
-                            texts = np.empty(idx.size, object)
-                        texts[m] = _gather_text(chunk, chunk.vals[pos] + chunk.buf_base[r],
-                                                chunk.vals[pos + 1])
+                        col = texts.get(fname)
+                        if col is None:
+                            col = texts[fname] = np.empty(idx.size, object)
+                        col[m] = _gather_text(chunk, chunk.vals[pos] + chunk.buf_base[r], chunk.vals[pos + 1])
                     elif isinstance(t, (IntType, EnumType)) and t.size <= 64 if isinstance(t, IntType) \
                             else isinstance(t, EnumType) and t.container.size <= 64:
-                        if ints is None:
-                            ints = np.zeros(idx.size, np.int64)
-                        ints[m] = chunk.vals[pos]
+                        icol = ints.get(fname)
+                        if icol is None:
+                            icol = ints[fname] = np.zeros(idx.size, np.int64)
+                        icol[m] = chunk.vals[pos]
                     else:
                         return None
-                    break
+                    if not todo:
+                        break
                 if text or (isinstance(t, IntType) and t.size > 64):
                     pos = pos + 2
                 elif isinstance(t, (IntType, EnumType, FloatType)):
@@ -197,11 +260,14 @@ def _walk_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray | Non
                     pos = pos + chunk.vals[pos] + 1
                 else:
                     return None
-            else:
+            if todo:
                 return None
-    if ints is not None and texts is not None:
+    if set(ints) & set(texts):
         return None
-    return ints if ints is not None else texts
+    out = {**ints, **texts}
+    if idx.size == 0:
+        return None
+    return out
 
 
 def _gather_text(chunk: Chunk, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -218,15 +284,26 @@ def _gather_text(chunk: Chunk, offs: np.ndarray, lens: np.ndarray) -> np.ndarray
             out[k] = decode_text(raw[o: o + n])
         return out
     width = max(width, 1)
-    cols = np.arange(width)
-    take = np.minimum(offs[:, None] + cols, buf.size - 1)
+    w8 = (width + 7) // 8 * 8
+    cols = np.arange(w8)
+    take = offs[:, None] + cols
+    if int(offs.max()) + w8 > buf.size:
+        take = np.minimum(take, buf.size - 1)
     arr = buf[take]
-    arr[cols[None, :] >= lens[:, None]] = 0
-    arr[np.cumsum(arr == 0, axis=1) > 0] = 0
-    keys = np.ascontiguousarray(arr).view(f"S{width}").ravel()
-    uniq, inv = np.unique(keys, return_inverse=True)
-    names = np.array([u.decode("utf-8", errors="replace") for u in uniq.tolist()], object)
-    out[:] = names[inv.ravel()]
+    if w8 != width or int(lens.min()) < width:
+        arr[cols[None, :] >= lens[:, None]] = 0
+    # group equal byte strings by sorting them as 64-bit words (faster than sorting bytes);
+    # bytes after a NUL are cut when decoding (they are NULs in practice: few groups)
+    words = arr.view(np.uint64)
+    o = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
+    ws = words[o]
+    new = np.ones(o.size, bool)
+    new[1:] = np.any(ws[1:] != ws[:-1], axis=1)
+    firsts = o[new]
+    first_bytes = arr[firsts]
+    names = np.array([bytes(x).split(b"\0", 1)[0].decode("utf-8", errors="replace") for x in first_bytes],
+                     object)
+    out[o] = names[np.cumsum(new) - 1]
     return out
 
 
@@ -242,32 +319,69 @@ class Thread:
 
 
 class ThreadTable(Mapping[int, Thread]):
-    """tid -> :class:`Thread`, as of the end of the columns it was built from."""
+    """tid -> :class:`Thread`, as of the end of the columns it was built from.
 
-    def __init__(self, threads: dict[int, Thread]) -> None:
-        self._t = threads
+    Stored as arrays sorted by tid (``tids``, ``pid_arr``/``ppid_arr`` with -1 for unknown,
+    ``comm_arr``, ``exited_arr``); :class:`Thread` objects are made only when asked for.
+    Use the vectorized :meth:`pids`/:meth:`comms` for many threads.
+    """
+
+    def __init__(self, tids: np.ndarray, pids: np.ndarray, ppids: np.ndarray, comms: np.ndarray,
+                 exited: np.ndarray) -> None:
+        self.tids = tids
+        self.pid_arr = pids
+        self.ppid_arr = ppids
+        self.comm_arr = comms
+        self.exited_arr = exited
+
+    def _index(self, tid: int) -> int:
+        i = int(np.searchsorted(self.tids, tid))
+        return i if i < self.tids.size and int(self.tids[i]) == tid else -1
 
     def __getitem__(self, tid: int) -> Thread:
-        return self._t[tid]
+        i = self._index(tid)
+        if i < 0:
+            raise KeyError(tid)
+        pid, ppid = int(self.pid_arr[i]), int(self.ppid_arr[i])
+        return Thread(tid, pid if pid >= 0 else None, str(self.comm_arr[i]), ppid if ppid >= 0 else None,
+                      bool(self.exited_arr[i]))
+
+    def __contains__(self, tid: object) -> bool:
+        return isinstance(tid, (int, np.integer)) and self._index(int(tid)) >= 0
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._t)
+        return iter(self.tids.tolist())
 
     def __len__(self) -> int:
-        return len(self._t)
+        return int(self.tids.size)
 
     def pid_of(self, tid: int) -> int | None:
-        t = self._t.get(tid)
-        return t.pid if t is not None else None
+        i = self._index(tid)
+        return int(self.pid_arr[i]) if i >= 0 and self.pid_arr[i] >= 0 else None
 
     def comm_of(self, tid: int, default: str = "") -> str:
-        t = self._t.get(tid)
-        return t.comm if t is not None else default
+        i = self._index(tid)
+        return str(self.comm_arr[i]) if i >= 0 else default
+
+    def _lookup(self, tids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = np.asarray(tids).astype(np.int64)
+        if self.tids.size == 0:
+            return np.zeros(t.size, np.int64), np.zeros(t.size, bool)
+        pos = np.minimum(np.searchsorted(self.tids, t), self.tids.size - 1)
+        return pos, self.tids[pos] == t
 
     def pids(self, tids: np.ndarray) -> np.ndarray:
         """pid of each tid (-1 where unknown)."""
-        return np.array([(-1 if (t := self._t.get(x)) is None or t.pid is None else t.pid)
-                         for x in tids.tolist()], np.int64)
+        pos, ok = self._lookup(tids)
+        return np.where(ok, self.pid_arr[pos] if self.tids.size else -1, -1).astype(np.int64)
+
+    def comms(self, tids: np.ndarray, default: str = "") -> np.ndarray:
+        """Name of each tid (``default`` where unknown), as an object array."""
+        pos, ok = self._lookup(tids)
+        out = np.full(pos.size, default, object)
+        if self.tids.size:
+            out[ok] = self.comm_arr[pos[ok]]
+        return out
 
 
 def _last_by_key(key: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -326,31 +440,36 @@ def thread_table(kc: KernelColumns) -> ThreadTable:
             names(sw["next_tid"], sw["seq"], sw["next_comm"])
         if "prev_comm" in sw:
             names(sw["prev_tid"], sw["seq"], sw["prev_comm"])
-    threads: dict[int, Thread] = {}
-    pid_of: dict[int, tuple[int, int]] = {}
+    # last (pid, ppid) of each tid; a -1 ppid (unknown) must not hide a known one: known
+    # values sort after unknown ones
     if ptids:
         pt, ps, pp, ppp = (np.concatenate(x) for x in (ptids, pseqs, pids, ppids))
-        # a -1 ppid (unknown) must not hide a known one: known values sort after unknown
-        for i in _last_by_key(pt, ps * 2 + (ppp >= 0)).tolist():
-            pid_of[int(pt[i])] = (int(pp[i]), int(ppp[i]))
+        li = _last_by_key(pt, ps * 2 + (ppp >= 0))
+        p_tid, p_pid, p_ppid = pt[li], pp[li], ppp[li]
+    else:
+        p_tid = p_pid = p_ppid = np.zeros(0, np.int64)
     if tids:
         t, s, c = np.concatenate(tids), np.concatenate(seqs), np.concatenate(comms)
-        for i in _last_by_key(t, s).tolist():
-            tid = int(t[i])
-            pid, ppid = pid_of.get(tid, (-1, -1))
-            threads[tid] = Thread(tid, pid if pid >= 0 else None, str(c[i]), ppid if ppid >= 0 else None)
-    for tid, (pid, ppid) in pid_of.items():
-        if tid not in threads:
-            threads[tid] = Thread(tid, pid, "", ppid if ppid >= 0 else None)
-    if 0 in threads:
-        threads[0] = Thread(0, 0, threads[0].comm or "swapper", None)
+        li = _last_by_key(t, s)
+        n_tid, n_comm = t[li], c[li]
+    else:
+        n_tid, n_comm = np.zeros(0, np.int64), np.empty(0, object)
+    all_tid = np.union1d(n_tid, p_tid).astype(np.int64)
+    comm = np.full(all_tid.size, "", object)
+    comm[np.searchsorted(all_tid, n_tid)] = n_comm
+    pid = np.full(all_tid.size, -1, np.int64)
+    ppid = np.full(all_tid.size, -1, np.int64)
+    pos = np.searchsorted(all_tid, p_tid)
+    pid[pos] = p_pid
+    ppid[pos] = p_ppid
+    if all_tid.size and all_tid[0] == 0:
+        pid[0], ppid[0] = 0, -1
+        comm[0] = comm[0] or "swapper"
+    exited = np.zeros(all_tid.size, bool)
     exits = kc.get("sched_process_exit")
     if exits is not None and exits["seq"].size:
-        for tid in np.unique(exits["tid"]).tolist():
-            th = threads.get(int(tid))
-            if th is not None:
-                threads[int(tid)] = Thread(th.tid, th.pid, th.comm, th.ppid, True)
-    return ThreadTable(threads)
+        exited = np.isin(all_tid, exits["tid"].astype(np.int64))
+    return ThreadTable(all_tid, pid, ppid, comm, exited)
 
 
 def current_tasks(kc: KernelColumns, at: int | None = None) -> dict[int, int]:

@@ -9,7 +9,7 @@ the document describes the analysis instead: title, version, authors, tags and, 
 table class, its title and column descriptions (title, class, unit).
 
 The table classes, titles and row layouts are lttng-analyses' (cputop, schedstats,
-syscallstats, irqstats), so that LAMI consumers (Trace Compass...) read ours the same way.
+syscallstats, irqstats, io, memtop), so that LAMI consumers (Trace Compass...) read ours the same way.
 
 Owns the conversion of analysis results to LAMI objects and of :class:`Table` to CSV. May
 import :mod:`tracewatch.analyses`; never :mod:`tracewatch.cli`.
@@ -29,12 +29,15 @@ import numpy as np
 
 from ..analyses import Table
 from ..analyses.cputop import CputopResult
+from ..analyses.io import IoResult
 from ..analyses.irq import IrqResult
+from ..analyses.mem import MemResult
 from ..analyses.sched import SchedResult
 from ..analyses.syscalls import SyscallsResult
 
 __all__ = ["LAMI_VERSION", "Column", "TableClass", "AnalysisSpec", "SPECS", "metadata", "document",
-           "cputop_tables", "sched_tables", "syscalls_tables", "irq_tables", "table_to_csv",
+           "cputop_tables", "sched_tables", "syscalls_tables", "irq_tables", "io_tables", "mem_tables",
+           "table_to_csv", "size", "disk", "fd", "boolean",
            "duration", "number", "ratio", "string", "timestamp", "time_range", "process", "cpu",
            "irq", "syscall", "unknown"]
 
@@ -109,6 +112,23 @@ def irq(is_hard: bool, nr: int, name: str | None = None) -> Obj:
 
 def syscall(name: str) -> Obj:
     return {"class": "syscall", "name": str(name)}
+
+
+def size(nbytes: Any) -> Obj:
+    """A size in bytes."""
+    return _num("size", nbytes)
+
+
+def disk(name: str) -> Obj:
+    return {"class": "disk", "name": str(name)}
+
+
+def fd(n: int) -> Obj:
+    return {"class": "fd", "fd": int(n)}
+
+
+def boolean(v: bool) -> Obj:
+    return {"class": "bool", "value": bool(v)}
 
 
 # ---------------------------------------------------------------- table classes, metadata
@@ -202,6 +222,37 @@ SPECS: dict[str, AnalysisSpec] = {
                 _c("Minimum raise latency", "duration"), _c("Average raise latency", "duration"),
                 _c("Maximum raise latency", "duration"),
                 _c("Interrupt raise latency standard deviation", "duration"))),
+        )),
+    "io": AnalysisSpec(
+        "I/O analysis", "System call/disk latency statistics and I/O usage top",
+        ("io", "syscall", "stats", "top"), (
+            TableClass("syscall-latency-stats", "System call latency statistics", (
+                _c("System call category", "string"), _c("Call count", "number", "calls"),
+                _c("Minimum call latency", "duration"), _c("Average call latency", "duration"),
+                _c("Maximum call latency", "duration"),
+                _c("System call latency standard deviation", "duration"))),
+            TableClass("disk-latency-stats", "Partition latency statistics", (
+                _c("Partition", "disk"), _c("Access count", "number", "accesses"),
+                _c("Minimum access latency", "duration"), _c("Average access latency", "duration"),
+                _c("Maximum access latency", "duration"),
+                _c("System access latency standard deviation", "duration"))),
+            TableClass("per-process-top", "Per-process top I/O operations", (
+                _c("Process", "process"), _c("Total operations size", "size"),
+                _c("Disk operations size", "size"), _c("Network operations size", "size"),
+                _c("Unknown operations size", "size"))),
+            TableClass("per-disk-top-sector", "Per-disk top sector I/O operations", (
+                _c("Disk", "disk"), _c("Sector count", "number", "sectors"))),
+            TableClass("per-disk-top-request", "Per-disk top I/O requests", (
+                _c("Disk", "disk"), _c("Request count", "number", "I/O requests"))),
+        )),
+    "mem": AnalysisSpec(
+        "Top memory usage", "Per-TID top allocated/freed memory", ("memory", "top"), (
+            TableClass("allocd", "Per-TID top allocated memory", (
+                _c("Process", "process"), _c("Allocated pages", "number", "pages"))),
+            TableClass("freed", "Per-TID top freed memory", (
+                _c("Process", "process"), _c("Freed pages", "number", "pages"))),
+            TableClass("total", "Total allocated/freed memory", (
+                _c("Total allocated pages", "number", "pages"), _c("Total freed pages", "number", "pages"))),
         )),
 }
 
@@ -328,6 +379,46 @@ def irq_tables(r: IrqResult) -> list[Obj]:
              duration(x["stdev_latency_ns"])) for x in r.soft.rows()]
     if soft:
         out.append(result_table("irq", "soft-stats", r.begin, r.end, soft))
+    return out
+
+
+def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
+    """syscall-latency-stats, disk-latency-stats (when block requests were seen), per-process-top
+    [read] and [write] (``top`` rows, most bytes first), per-disk-top-sector and -request."""
+    lat = [(string(x["kind"]), number(x["count"]), duration(x["min_ns"]), duration(x["avg_ns"]),
+            duration(x["max_ns"]), duration(x["stdev_ns"])) for x in r.latency.rows()]
+    out = [result_table("io", "syscall-latency-stats", r.begin, r.end, lat)]
+    if r.disk.nrows:
+        dl = [(disk(x["disk"]), number(x["count"]), duration(x["min_ns"]), duration(x["avg_ns"]),
+               duration(x["max_ns"]), duration(x["stdev_ns"])) for x in r.disk.rows()]
+        out.append(result_table("io", "disk-latency-stats", r.begin, r.end, dl))
+    pp = r.per_process
+    for kind in ("read", "write"):
+        col = pp[f"{kind}_bytes"]
+        t = pp.take(np.argsort(-col, kind="stable"))
+        t = _head(t.take(t[f"{kind}_bytes"] > 0), top)
+        rows = [(process(x["comm"], x["pid"]), size(x[f"{kind}_bytes"]), unknown(), unknown(),
+                 size(x[f"{kind}_bytes"])) for x in t.rows()]
+        out.append(result_table("io", "per-process-top", r.begin, r.end, rows, kind))
+    if r.disk.nrows:
+        by_sec = _head(r.disk.take(np.argsort(-r.disk["sectors"], kind="stable")), top)
+        out.append(result_table("io", "per-disk-top-sector", r.begin, r.end,
+                                [(disk(x["disk"]), number(x["sectors"])) for x in by_sec.rows()]))
+        by_rq = _head(r.disk.take(np.argsort(-r.disk["count"], kind="stable")), top)
+        out.append(result_table("io", "per-disk-top-request", r.begin, r.end,
+                                [(disk(x["disk"]), number(x["count"])) for x in by_rq.rows()]))
+    return out
+
+
+def mem_tables(r: MemResult, top: int | None = 10) -> list[Obj]:
+    """allocd and freed (``top`` threads each, most pages first) and total tables."""
+    pt = r.per_tid
+    out = []
+    for cls, col in (("allocd", "allocated"), ("freed", "freed")):
+        t = _head(pt.take(np.lexsort((pt["tid"], -pt[col]))), top)
+        out.append(result_table("mem", cls, r.begin, r.end,
+                                [(process(x["comm"], x["pid"], x["tid"]), number(x[col])) for x in t.rows()]))
+    out.append(result_table("mem", "total", r.begin, r.end, [(number(r.total_allocated), number(r.total_freed))]))
     return out
 
 
