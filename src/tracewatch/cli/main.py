@@ -15,6 +15,7 @@ from .analyses import cputop_cmd, io_cmd, irq_cmd, mem_cmd, sched_cmd, syscalls_
 from .dump import dump
 from .live import live
 from .sync import sync
+from .vm import vm
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +33,7 @@ cli.add_command(irq_cmd)
 cli.add_command(io_cmd)
 cli.add_command(mem_cmd)
 cli.add_command(sync)
+cli.add_command(vm)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +57,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-from .vm import vm  # noqa: E402
-
-cli.add_command(vm)
