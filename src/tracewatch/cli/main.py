@@ -14,6 +14,7 @@ from ..errors import TracewatchError
 from .analyses import cputop_cmd, io_cmd, irq_cmd, mem_cmd, sched_cmd, syscalls_cmd
 from .dump import dump
 from .live import live
+from .sim import sim
 from .sync import sync
 from .vm import vm
 
@@ -33,6 +34,7 @@ cli.add_command(irq_cmd)
 cli.add_command(io_cmd)
 cli.add_command(mem_cmd)
 cli.add_command(sync)
+cli.add_command(sim)
 cli.add_command(vm)
 
 
