@@ -12,6 +12,7 @@ import click
 
 from ..errors import TracewatchError
 from .analyses import cputop_cmd, io_cmd, irq_cmd, mem_cmd, sched_cmd, syscalls_cmd
+from .critical import critical_path
 from .dump import dump
 from .live import live
 from .sim import sim
@@ -36,6 +37,7 @@ cli.add_command(mem_cmd)
 cli.add_command(sync)
 cli.add_command(sim)
 cli.add_command(vm)
+cli.add_command(critical_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,13 @@ class GuestSpec:
     The guest clock is ``t_guest = floor((1 + drift_ppb * 1e-9) * t_host + offset)`` in
     absolute CTF nanoseconds (see :mod:`tracewatch.sim.truth` for the exact form).
     ``tcp_period`` > 0: vCPU 0 sends a TCP segment to the peer guest (guests are paired
-    0-1, 2-3, ...) every ``tcp_period`` ns on average."""
+    0-1, 2-3, ...) every ``tcp_period`` ns on average.
+
+    Sync exchanges (every ``sync_period`` ns): the host logs ``vmsync_gh_host`` a uniform
+    ``gh_latency`` (min, max) ns after the guest's ``vmsync_gh_guest`` (at least 100 ns into
+    the VMCALL exit); ``hg_latency`` (min, max) adds a uniform delay between the host's
+    ``vmsync_hg_host`` and the ``kvm_entry`` that leads to the guest's ``vmsync_hg_guest``
+    (on top of the usual ~0.3-1 us; (0, 0): none, no random draw)."""
 
     name: str
     vcpus: int
@@ -75,6 +81,8 @@ class GuestSpec:
     offset_ns: int = 0
     sync_period: int = 100 * MS
     tcp_period: int = 0
+    gh_latency: tuple[int, int] = (1 * US, 100 * US)
+    hg_latency: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -127,6 +135,9 @@ class Scenario:
             names.add(g.name)
             if g.vcpus < 1 or len(g.vcpu_tids) != g.vcpus or len(g.vcpu_cpus) != g.vcpus:
                 raise TracewatchError(f"guest {g.name}: inconsistent vCPUs")
+            for lat in (g.gh_latency, g.hg_latency):
+                if not 0 <= lat[0] <= lat[1]:
+                    raise TracewatchError(f"guest {g.name}: bad sync latency range {lat}")
             if abs(g.drift_ppb) > 100_000:
                 raise TracewatchError(f"guest {g.name}: drift above 100 ppm")
             for c in g.vcpu_cpus:

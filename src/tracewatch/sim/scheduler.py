@@ -484,7 +484,8 @@ class PCpu:
         if reason == "VMCALL":
             g = v.guest
             n = g.cnt
-            self.now = max(self.now + 100, v.sync_open[0] + self.r(1 * US, 100 * US))
+            lat = g.spec.gh_latency
+            self.now = max(self.now + 100, v.sync_open[0] + self.r(lat[0], lat[1]))
             self.emit(H_GH_HOST, {"cnt": n, "vm_uid": g.spec.vm_uid})
             v.sync_open.append(self.now)
             v.pending_c = v.pending_d = n + 1
@@ -516,6 +517,9 @@ class PCpu:
             v.sync_open.append(self.now)
             v.pending_c = None
             self.step(100, 400)
+            lat = g.spec.hg_latency
+            if lat[1] > 0:
+                self.now += self.r(lat[0], lat[1])
         self.emit(H_ENTRY, v.entry_vals)
         self.account(v, self.now)
         if v.hv_reason is not None:
