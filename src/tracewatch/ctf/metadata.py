@@ -10,12 +10,15 @@ import hashlib
 import os
 import pickle
 import struct
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from ..errors import MetadataError
 from .tsdl import check_version_header, parse_tsdl
 from .types import TraceClass
 
-__all__ = ["METADATA_MAGIC", "metadata_text", "read_metadata", "parse_metadata_bytes"]
+__all__ = ["METADATA_MAGIC", "metadata_text", "read_metadata", "read_metadata_bytes", "parse_metadata_bytes",
+           "cached"]
 
 METADATA_MAGIC = 0x75D11D57
 _HEADER = 37
@@ -76,7 +79,22 @@ def _depacketize(data: bytes, order: str, path: str, partial: bool) -> str:
         raise MetadataError(f"metadata text is not UTF-8 (text byte {e.start})", path) from None
 
 
-_CACHE_VERSION = b"tracewatch-metadata-1"
+def _code_version() -> bytes:
+    """A digest of the modules whose output is cached, so that a changed parser or compiler
+    never reads a stale cache entry."""
+    h = hashlib.sha256(b"tracewatch-cache-2")
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("tsdl.py", "types.py", "compile.py", "vm.py", "metadata.py"):
+        try:
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(name.encode())
+    return h.digest()
+
+
+_CODE_VERSION = _code_version()
+_T = TypeVar("_T")
 
 
 def _cache_dir() -> str | None:
@@ -86,33 +104,39 @@ def _cache_dir() -> str | None:
     return os.path.join(base, "tracewatch", "metadata")
 
 
-def parse_metadata_bytes(data: bytes, path: str = "metadata") -> TraceClass:
-    """Parse metadata bytes; large metadata (LTTng kernel: ~300 KB) is cached by content hash
-    so a trace's metadata is parsed once per machine, not once per run."""
+def cached(data: bytes, kind: str, build: Callable[[], _T], check: type | tuple[type, ...]) -> _T:
+    """``build()``, cached on disk by the content hash of ``data`` (large metadata only: an
+    LTTng kernel trace's ~300 KB takes a noticeable time to parse and compile)."""
     cdir = _cache_dir() if len(data) > 16384 else None
-    key = hashlib.sha256(_CACHE_VERSION + data).hexdigest() if cdir else ""
-    if cdir:
-        try:
-            with open(os.path.join(cdir, key + ".pickle"), "rb") as f:
-                tc = pickle.load(f)
-            if isinstance(tc, TraceClass):
-                return tc
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
-            pass
-    tc = _parse_metadata_bytes(data, path)
-    if cdir:
-        try:
-            os.makedirs(cdir, exist_ok=True)
-            tmp = os.path.join(cdir, f"{key}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                pickle.dump(tc, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, os.path.join(cdir, key + ".pickle"))
-        except OSError:
-            pass
-    return tc
+    if cdir is None:
+        return build()
+    key = hashlib.sha256(_CODE_VERSION + kind.encode() + data).hexdigest()
+    path = os.path.join(cdir, f"{kind}-{key}.pickle")
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+        if isinstance(obj, check):
+            return cast(_T, obj)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        pass
+    obj = build()
+    try:
+        os.makedirs(cdir, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return obj
 
 
-def _parse_metadata_bytes(data: bytes, path: str) -> TraceClass:
+def parse_metadata_bytes(data: bytes, path: str = "metadata") -> TraceClass:
+    """Parse metadata bytes (cached by content, see :func:`cached`)."""
+    return cached(data, "tc", lambda: parse_metadata_uncached(data, path), TraceClass)
+
+
+def parse_metadata_uncached(data: bytes, path: str) -> TraceClass:
     text, packet_order = metadata_text(data, path)
     if packet_order is None:
         check_version_header_or_raise(text, path)
@@ -135,6 +159,12 @@ def check_version_header_or_raise(text: str, path: str) -> None:
 
 def read_metadata(path: str) -> TraceClass:
     """Parse the metadata file at ``path`` (a file, or a trace directory holding one)."""
+    data, path = read_metadata_bytes(path)
+    return parse_metadata_bytes(data, path)
+
+
+def read_metadata_bytes(path: str) -> tuple[bytes, str]:
+    """The bytes of the metadata file at ``path`` (or in the directory ``path``) and its path."""
     if os.path.isdir(path):
         path = os.path.join(path, "metadata")
     try:
@@ -147,4 +177,4 @@ def read_metadata(path: str) -> TraceClass:
         raise MetadataError("no metadata file", path) from None
     except OSError as e:
         raise MetadataError(f"cannot read metadata: {e.strerror}", path) from None
-    return parse_metadata_bytes(data, path)
+    return data, path

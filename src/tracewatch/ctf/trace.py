@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MetadataError, TraceNotFoundError
 from .compile import CompiledTrace, compile_trace
-from .metadata import read_metadata
+from .metadata import cached, parse_metadata_uncached, read_metadata_bytes
 from .stream import Chunk, FileSource, StreamReader
 from .types import ClockClass, EventClass, TraceClass
 
@@ -82,13 +82,17 @@ class Trace:
 
     @classmethod
     def open(cls, path: str) -> Trace:
-        tc = read_metadata(path)
-        try:
-            ct = compile_trace(tc)
-        except MetadataError as e:
-            raise MetadataError(e.reason, os.path.join(path, "metadata"), e.line) from None
-        t = cls(path, tc, ct)
-        return t
+        data, mpath = read_metadata_bytes(path)
+
+        def build() -> tuple[TraceClass, CompiledTrace]:
+            tc = parse_metadata_uncached(data, mpath)
+            try:
+                return tc, compile_trace(tc)
+            except MetadataError as e:
+                raise MetadataError(e.reason, mpath, e.line) from None
+
+        tc, ct = cached(data, "compiled", build, tuple)
+        return cls(path, tc, ct)
 
     def stream_paths(self) -> list[str]:
         out = []
