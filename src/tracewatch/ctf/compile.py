@@ -30,7 +30,7 @@ from .types import (
     VariantType,
 )
 
-__all__ = ["CompiledTrace", "CompiledStream", "compile_trace", "min_bits", "emits_nothing",
+__all__ = ["CompiledTrace", "CompiledStream", "compile_trace", "min_bits", "emits_nothing", "static_bits",
            "is_fixed_layout", "value_count", "is_char_array"]
 
 SCOPES = ("trace.packet.header", "stream.packet.context", "stream.event.header",
@@ -106,6 +106,39 @@ def value_count(t: FieldType) -> int:
     raise ValueError("variable layout")
 
 
+def static_bits(t: FieldType, pos: int = 0) -> int | None:
+    """End bit of a value of type ``t`` decoded from bit ``pos``, when it does not depend on
+    the data (no strings, sequences, variants, clock-mapped integers, alignments over 8
+    bits); None otherwise. Used to skip events nobody asked for without decoding them."""
+    if isinstance(t, (IntType, EnumType)):
+        it = t.container if isinstance(t, EnumType) else t
+        if it.clock is not None or it.align > 8:
+            return None
+        return _align(pos, it.align) + it.size
+    if isinstance(t, FloatType):
+        return None if t.align > 8 else _align(pos, t.align) + t.size
+    if isinstance(t, StructType):
+        if t.alignment > 8:
+            return None
+        p: int | None = _align(pos, t.alignment)
+        for _, ft in t.fields:
+            p = static_bits(ft, p) if p is not None else None
+        return p
+    if isinstance(t, ArrayType):
+        el = t.element
+        if el.alignment > 8:
+            return None
+        p = _align(pos, el.alignment)
+        for _ in range(min(t.length, 1 << 16)):
+            p = static_bits(el, p) if p is not None else None
+        return p if t.length <= 1 << 16 else None
+    return None
+
+
+def _align(pos: int, a: int) -> int:
+    return (pos + a - 1) & ~(a - 1)
+
+
 @dataclass
 class CompiledStream:
     stream_class: StreamClass
@@ -116,6 +149,10 @@ class CompiledStream:
     ev_ids: np.ndarray
     ctx_pcs: np.ndarray
     pay_pcs: np.ndarray
+    # per event class: bits its (context-free) payload occupies from a byte-aligned start
+    # and that start's alignment, or -1 when it must be decoded to be skipped
+    skip_bits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skip_align: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -359,8 +396,15 @@ class _Compiler:
                 ids = np.zeros(0, np.int64)
             else:
                 ids = np.array([ev.id for ev in evs], np.int64)
+            skip_bits, skip_align = [], []
+            for ev in evs:
+                st = ev.fields
+                n = None if ev.context is not None else (0 if st is None else static_bits(st, 0))
+                skip_bits.append(-1 if n is None else n)
+                skip_align.append(1 if st is None else max(1, st.alignment))
             streams[sid] = CompiledStream(sc, ctx, eh, sec, evs, ids,
-                                          np.array(ctx_pcs, np.int64), np.array(pay_pcs, np.int64))
+                                          np.array(ctx_pcs, np.int64), np.array(pay_pcs, np.int64),
+                                          np.array(skip_bits, np.int64), np.array(skip_align, np.int64))
         if len(tc.clocks) > 1:
             names = {s.stream_class.clock for s in streams.values() if s.stream_class.clock}
             clock = tc.clocks[sorted(names)[0]] if names else next(iter(tc.clocks.values()))

@@ -82,10 +82,11 @@ def _batch(ts_set: TraceSet, parts: list[tuple[_Head, int, int]], chunks: list[C
     return EventBatch(ts_set, ts, gid, cpu, st, src, row, chunks)
 
 
-def stream_batches(ts_set: TraceSet, streams: list[StreamFile] | None = None) -> Iterator[EventBatch]:
+def stream_batches(ts_set: TraceSet, streams: list[StreamFile] | None = None,
+                   wanted: np.ndarray | None = None) -> Iterator[EventBatch]:
     """Each stream's events in stream order, one batch per chunk, stream after stream."""
     for sf in streams if streams is not None else ts_set.streams:
-        h = _Head(sf, ts_set.stream_chunks(sf), (0, sf.index))
+        h = _Head(sf, ts_set.stream_chunks(sf, wanted), (0, sf.index))
         while _prepare(ts_set, h):
             assert h.chunk is not None
             yield _batch(ts_set, [(h, 0, len(h.chunk))], [], False)
@@ -103,9 +104,11 @@ def _ranks(heads: list[_Head]) -> None:
         h.rank = (r,)
 
 
-def merged_batches(ts_set: TraceSet, on_backwards: Callable[[str], None] | None = None) -> Iterator[EventBatch]:
-    """All events of the trace set in time order, as batches."""
-    heads = [_Head(sf, ts_set.stream_chunks(sf), (0,)) for sf in ts_set.streams]
+def merged_batches(ts_set: TraceSet, on_backwards: Callable[[str], None] | None = None,
+                   wanted: np.ndarray | None = None) -> Iterator[EventBatch]:
+    """All events of the trace set in time order (only the ``wanted`` global classes, plus
+    any that cannot be skipped, when given), as batches."""
+    heads = [_Head(sf, ts_set.stream_chunks(sf, wanted), (0,)) for sf in ts_set.streams]
     live = [h for h in heads if _prepare(ts_set, h)]
     _ranks(live)
     try:

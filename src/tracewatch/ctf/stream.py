@@ -116,7 +116,22 @@ class StreamReader:
         self.max_overlap = 0
         self.first_overlap: int | None = None
         self._prev_end: int | None = None
+        self.wanted: dict[int, np.ndarray] | None = None
+        self._all: dict[int, np.ndarray] = {}
         self._live_pos = 0  # bytes given to decode_packet so far
+
+    def want_only(self, wanted: dict[int, np.ndarray] | None) -> None:
+        """Only output the events of the classes marked in ``wanted`` (per stream class id:
+        a uint8 mask over its event classes); others of static size are stepped over."""
+        self.wanted = wanted
+
+    def _wanted(self, cs: CompiledStream) -> np.ndarray:
+        w = self.wanted.get(cs.stream_class.id) if self.wanted is not None else None
+        if w is None:
+            w = self._all.get(cs.stream_class.id)
+            if w is None:
+                w = self._all[cs.stream_class.id] = np.ones(cs.ev_ids.shape[0], np.uint8)
+        return w
 
     def _fault(self, offset: int, reason: str, packet_offset: int | None = None) -> DecodeError:
         return DecodeError(self.name, offset, reason, packet_offset)
@@ -312,7 +327,8 @@ class StreamReader:
         while True:
             st, out.n, out.nv, pos, err, arg = vm.decode_events(
                 win, pos, end, ct.prog, ct.vtab, cs.header_pc, cs.event_context_pc, cs.ev_ids,
-                cs.ctx_pcs, cs.pay_pcs, self.regs, self.rset, out.cls, out.clk, out.off, out.vals, out.n, out.nv)
+                cs.ctx_pcs, cs.pay_pcs, self.regs, self.rset, out.cls, out.clk, out.off, out.vals, out.n, out.nv,
+                self._wanted(cs), cs.skip_bits, cs.skip_align)
             if st == vm.ST_OK:
                 return None
             if st == vm.ST_NEED_SPACE:

@@ -159,13 +159,26 @@ class TraceSet:
         wanted = set(names)
         return np.array([c.gid for c in self.classes if c.name in wanted], np.int32)
 
-    def stream_chunks(self, sf: StreamFile) -> Iterator[Chunk]:
+    def stream_chunks(self, sf: StreamFile, wanted: np.ndarray | None = None) -> Iterator[Chunk]:
+        """A stream's chunks; with ``wanted`` (global class ids), only those events."""
         src = FileSource(sf.path)
         try:
             reader = StreamReader(sf.trace.compiled, src, self.on_warning)
+            if wanted is not None:
+                reader.want_only(self.wanted_masks(sf.trace, wanted))
             yield from reader.chunks()
         finally:
             src.close()
+
+    def wanted_masks(self, t: Trace, gids: np.ndarray) -> dict[int, np.ndarray]:
+        """Per stream class of ``t``: a uint8 mask of its event classes whose global id is in
+        ``gids``."""
+        out = {}
+        for sid, cs in t.compiled.streams.items():
+            base = self.stream_class_base[(t.index, sid)]
+            ids = np.arange(base, base + cs.ev_ids.shape[0])
+            out[sid] = np.isin(ids, gids).astype(np.uint8)
+        return out
 
     def gids_of(self, sf: StreamFile, chunk: Chunk) -> np.ndarray:
         """Global class ids of a chunk's events."""
@@ -190,8 +203,8 @@ class TraceSet:
         ``names`` keeps only those events; ``begin``/``end`` (ns since the epoch, inclusive)
         keep a time range. Merged batches are in time order across every stream.
         """
-        src = self._batch_source(merged)
         gids = self.class_ids(names) if names is not None else None
+        src = self._batch_source(merged, gids)
         for b in src:
             m = None
             if gids is not None:
@@ -209,11 +222,14 @@ class TraceSet:
             if len(b):
                 yield b
 
-    def _batch_source(self, merged: bool) -> Iterator[Any]:
-        """The unfiltered batches (a live trace set overrides this)."""
+    def _batch_source(self, merged: bool, wanted: np.ndarray | None = None) -> Iterator[Any]:
+        """The batches, holding at least the ``wanted`` classes (all when None); a live trace
+        set overrides this."""
         from .merge import merged_batches, stream_batches
 
-        return merged_batches(self, self.on_warning) if merged else stream_batches(self)
+        if merged:
+            return merged_batches(self, self.on_warning, wanted)
+        return stream_batches(self, wanted=wanted)
 
     def close(self) -> None:
         pass

@@ -275,8 +275,11 @@ def run_program(buf, pos, end, prog, vtab, pc, regs, rset, vals, nvals):
 
 @njit(cache=True)
 def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pay_pcs,
-                  regs, rset, out_cls, out_clk, out_off, vals, n, nvals):
+                  regs, rset, out_cls, out_clk, out_off, vals, n, nvals, wanted, skip_bits, skip_align):
     """Decode events from bit ``pos`` to ``end`` (the packet's content end).
+
+    Events of a class with ``wanted[k] == 0`` and a static size (``skip_bits[k] >= 0``) are
+    stepped over without decoding their payload and are not output.
 
     Outputs are written from index ``n`` (events) and ``nvals`` (values) on. Returns
     (status, events, values, bit position, error code, error arg), the counts being the new
@@ -325,6 +328,13 @@ def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pa
         if lo >= ev_ids.shape[0] or ev_ids[lo] != eid:
             return ST_ERROR, n, v0, start, E_UNKNOWN_ID, eid
         k = lo
+        if not wanted[k] and skip_bits[k] >= 0:
+            a = skip_align[k]
+            pos = ((pos + a - 1) & ~(a - 1)) + skip_bits[k]
+            if pos > end:
+                return ST_ERROR, n, v0, start, E_BOUNDS, 0
+            nvals = v0
+            continue
         v2 = nvals
         if ctx_pcs[k] >= 0:
             st, pos, nvals, err, arg = run_program(buf, pos, end, prog, vtab, ctx_pcs[k], regs, rset, vals, nvals)

@@ -255,7 +255,7 @@ class LiveTraceSet(TraceSet):
         return {s.name: s.reader.discarded_total for s in self._order
                 if s.reader is not None and s.reader.discarded_total}
 
-    def _batch_source(self, merged: bool) -> Iterator[Any]:
+    def _batch_source(self, merged: bool, wanted: np.ndarray | None = None) -> Iterator[Any]:
         if self._consumed:
             raise TracewatchError("a live trace set can be read only once")
         self._consumed = True
