@@ -259,11 +259,13 @@ def _returns_text(kinv: np.ndarray, ret: np.ndarray, ngroups: int) -> np.ndarray
     if ret.size == 0:
         return out
     code = np.where(ret >= 0, 0, ret)
-    k2 = np.stack([kinv.astype(np.int64), code])
-    u, first, counts = np.unique(k2, axis=1, return_index=True, return_counts=True)
-    order = np.lexsort((first, u[0]))
+    codes, ci = np.unique(code, return_inverse=True)
+    key = kinv.astype(np.int64) * codes.size + ci.ravel()  # one int64 per (group, kind): a 1-D unique
+    u, first, counts = np.unique(key, return_index=True, return_counts=True)
+    ug, uc = u // codes.size, codes[u % codes.size]
+    order = np.lexsort((first, ug))
     texts: dict[int, list[str]] = {}
-    for g, c, n in zip(u[0][order].tolist(), u[1][order].tolist(), counts[order].tolist(), strict=True):
+    for g, c, n in zip(ug[order].tolist(), uc[order].tolist(), counts[order].tolist(), strict=True):
         texts.setdefault(g, []).append(f"{return_key(c)!r}: {n}")
     for g, parts in texts.items():
         out[g] = "{" + ", ".join(parts) + "}"
