@@ -107,7 +107,7 @@ def sched_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     k_seq = np.concatenate([sw["seq"], sw["seq"], w_seq])
     k_kind = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8), np.full(nw, 2, np.int8)])
     k_ref = np.concatenate([np.arange(n), np.arange(n), np.arange(nw)])
-    o = np.lexsort((k_seq, k_tid))
+    o = _order_by_tid_seq(k_tid, k_seq.astype(np.int64), k_kind)
     k_tid, k_kind, k_ref = k_tid[o], k_kind[o], k_ref[o]
     m = k_tid.size
     pos = np.arange(m)
@@ -154,6 +154,19 @@ def sched_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                        "cpu": sw["cpu"][sw_row], "waker_tid": waker})
     per_tid = _per_tid(latencies)
     return SchedResult(lo, hi, latencies, per_tid, _stats(lat))
+
+
+def _order_by_tid_seq(tid: np.ndarray, seq: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """The permutation sorting by (tid, seq, kind): one int64 key and one sort when it fits
+    (several times faster than a two-key lexsort on millions of rows)."""
+    if tid.size == 0:
+        return np.zeros(0, np.int64)
+    t = tid - tid.min()
+    span_seq = int(seq.max()) + 1 if seq.size else 1
+    if span_seq > 0 and (int(t.max()) + 1) * span_seq * 3 < (1 << 62) and int(seq.min()) >= 0:
+        key = (t * span_seq + seq) * 3 + kind.astype(np.int64)
+        return np.argsort(key)
+    return np.lexsort((kind, seq, tid))
 
 
 def _current_on(sw: dict[str, np.ndarray], cpu: np.ndarray, seq: np.ndarray) -> np.ndarray:
