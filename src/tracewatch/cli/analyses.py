@@ -33,7 +33,14 @@ from ..analyses.cputop import CputopResult, cputop, cputop_periods
 from ..analyses.io import IoResult, io_stats
 from ..analyses.irq import IrqResult, irq_periods, irq_stats
 from ..analyses.mem import MemResult, mem_stats
-from ..analyses.sched import SchedResult, sched_latencies, sched_periods
+from ..analyses.sched import (
+    SchedResult,
+    filter_latencies,
+    latency_histogram,
+    sched_latencies,
+    sched_periods,
+    top_latencies,
+)
 from ..analyses.syscalls import SyscallsResult, syscall_stats, syscalls_periods
 from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
@@ -256,22 +263,45 @@ def _print_cputop(out: Console, r: CputopResult, n: int) -> None:
 
 @click.command("sched")
 @_common()
+@click.option("--log", "show_log", is_flag=True, help="Also list every latency (lttng-schedlog).")
+@click.option("--top-latencies", type=int, metavar="N",
+              help="Also list the N longest latencies (lttng-schedtop).")
+@click.option("--freq", is_flag=True, help="Also print the latency frequency distribution (lttng-schedfreq).")
+@click.option("--freq-resolution", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="Number of buckets of --freq.")
+@click.option("--min", "min_us", type=float, help="Ignore latencies shorter than this (us).")
+@click.option("--max", "max_us", type=float, help="Ignore latencies longer than this (us).")
 def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
               procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-              metadata: bool, as_csv: bool, period: str | None) -> None:
-    """Scheduling latency (wakeup to switch-in) statistics per thread (lttng-schedstats)."""
+              metadata: bool, as_csv: bool, period: str | None, show_log: bool,
+              top_latencies: int | None, freq: bool, freq_resolution: int,
+              min_us: float | None, max_us: float | None) -> None:
+    """Scheduling latency (wakeup to switch-in) statistics per thread (lttng-schedstats),
+    with the latency log, the longest latencies and their frequency distribution on request."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("sched"))
         return
     names = _strs(procnames)
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
+    lo = None if min_us is None else int(min_us * 1000)
+    hi = None if max_us is None else int(max_us * 1000)
     results: list[SchedResult] = _run(paths, _periodic(
         period, lambda ts: sched_latencies(ts, b, e, t_, c_), lambda ts, p: sched_periods(ts, p, b, e, t_, c_)))
     for r in results:
         r.per_tid = _by_comm(r.per_tid, names)
+        r.latencies = filter_latencies(_by_comm(r.latencies, names), lo, hi)
     if mi:
-        _emit_json(lami.document([t for r in results for t in lami.sched_tables(r, top)]))
+        tables = []
+        for r in results:
+            tables.extend(lami.sched_tables(r, top))
+            if show_log:
+                tables.append(lami.sched_event_table(r, "log", r.latencies))
+            if top_latencies:
+                tables.append(lami.sched_event_table(r, "top", top_latencies_of(r, top_latencies)))
+            if freq:
+                tables.append(lami.sched_freq_table(r, latency_histogram(r.latencies, freq_resolution, lo, hi)))
+        _emit_json(lami.document(tables))
         return
     if as_csv:
         _csv_periods(results, lambda r: _head(r.per_tid, top), period is not None)
@@ -279,6 +309,38 @@ def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: 
     out = _console()
     for r in results:
         _print_sched(out, r, top)
+        if show_log:
+            _print_latencies(out, "Scheduling latency log", r.latencies)
+        if top_latencies:
+            _print_latencies(out, f"Top {top_latencies} scheduling latencies", top_latencies_of(r, top_latencies))
+        if freq:
+            _print_freq(out, latency_histogram(r.latencies, freq_resolution, lo, hi))
+
+
+def top_latencies_of(r: SchedResult, n: int) -> Table:
+    return top_latencies(r.latencies, n)
+
+
+def _print_latencies(out: Console, title: str, lat: Table) -> None:
+    t = RichTable(title=f"{title} (us)")
+    for col in ("Wakeup", "Switch", "Latency", "Priority", "CPU", "Wakee", "Waker TID"):
+        t.add_column(col, justify="left" if col in ("Wakeup", "Switch", "Wakee") else "right")
+    for x in lat.rows():
+        t.add_row(_fmt_time(int(x["wakeup_ts"])), _fmt_time(int(x["switch_ts"])), _us(x["latency_ns"]),
+                  str(x["prio"]), str(x["cpu"]), f"{x['comm']} ({x['tid']})", str(x["waker_tid"]))
+    out.print(t)
+
+
+def _print_freq(out: Console, hist: Table) -> None:
+    counts = hist["count"]
+    peak = int(counts.max()) if counts.size else 0
+    t = RichTable(title="Scheduling latency frequency distribution (us)")
+    for col in ("Latency", "Count", ""):
+        t.add_column(col, justify="right" if col == "Count" else "left")
+    for x in hist.rows():
+        bar = "#" * (0 if peak == 0 else round(40 * int(x["count"]) / peak))
+        t.add_row(f"{_us(x['lo_ns'])} - {_us(x['hi_ns'])}", str(x["count"]), bar)
+    out.print(t)
 
 
 def _print_sched(out: Console, r: SchedResult, top: int | None) -> None:

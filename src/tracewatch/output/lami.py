@@ -178,6 +178,11 @@ _STATS_COLS = (_c("Minimum duration", "duration"), _c("Average duration", "durat
                _c("Maximum duration", "duration"),
                _c("Interrupt duration standard deviation", "duration"))
 
+_SCHED_EVENT_COLS = (_c("Wakeup timestamp", "timestamp"), _c("Switch timestamp", "timestamp"),
+                     _c("Scheduling latency", "duration"), _c("Priority", "number"),
+                     _c("Target CPU", "cpu"), _c("Wakee process", "process"),
+                     _c("Waker process", "process"))
+
 SPECS: dict[str, AnalysisSpec] = {
     "cputop": AnalysisSpec(
         "Top CPU usage", "Per-TID, per-CPU, and total top CPU usage", ("cpu", "top"), (
@@ -195,6 +200,11 @@ SPECS: dict[str, AnalysisSpec] = {
                 _c("Maximum latency", "duration"),
                 _c("Scheduling latency standard deviation", "duration"),
                 _c("Chronological priorities", "string"))),
+            TableClass("log", "Sched switch latency log", _SCHED_EVENT_COLS),
+            TableClass("top", "Sched switch latency top", _SCHED_EVENT_COLS),
+            TableClass("freq", "Sched switch latency frequency distribution", (
+                _c("Latency (lower bound)", "duration"), _c("Latency (upper bound)", "duration"),
+                _c("Frequency", "number", "sched switches"))),
             TableClass("total_stats", "Sched switch latency stats (total)", (
                 _c("Sched switch count", "number", "sched switches"),
                 _c("Minimum latency", "duration"), _c("Average latency", "duration"),
@@ -332,6 +342,20 @@ def sched_tables(r: SchedResult, top: int | None = None, total: bool = False) ->
     if rows:
         out.append(result_table("sched", "per_tid_stats", r.begin, r.end, rows))
     return out
+
+
+def sched_event_table(r: SchedResult, cls: str, latencies: Table) -> Obj:
+    """A ``log`` or ``top`` table: one row per latency."""
+    rows = [(timestamp(x["wakeup_ts"]), timestamp(x["switch_ts"]), duration(x["latency_ns"]),
+             number(x["prio"]), cpu(int(x["cpu"])), process(x["comm"], tid=int(x["tid"])),
+             process(tid=int(x["waker_tid"])) if int(x["waker_tid"]) >= 0 else unknown())
+            for x in latencies.rows()]
+    return result_table("sched", cls, r.begin, r.end, rows)
+
+
+def sched_freq_table(r: SchedResult, hist: Table) -> Obj:
+    rows = [(duration(x["lo_ns"]), duration(x["hi_ns"]), number(x["count"])) for x in hist.rows()]
+    return result_table("sched", "freq", r.begin, r.end, rows)
 
 
 def thread_label(comm: str, pid: int, tid: int) -> str:
