@@ -77,3 +77,22 @@ def test_cli_human_views_and_bounds() -> None:
     assert "Top 3 scheduling latencies" in out and "frequency distribution" in out
     lat = np.array(_latencies())
     assert ((lat >= 10_000) & (lat <= 1_000_000)).any()
+
+
+def test_irq_frequency_distributions() -> None:
+    from tracewatch.analyses.irq import irq_histograms, irq_stats
+
+    r = irq_stats(tracewatch.open(str(MANY_THREADS)))
+    hists = irq_histograms(r, 5)
+    assert len(hists) == r.hard.nrows + r.soft.nrows
+    for hard, nr, _name, h in hists:
+        d = [int(x) for x, hh, n in zip(r.log["duration_ns"], r.log["hard"], r.log["nr"], strict=True)
+             if bool(hh) == hard and int(n) == nr]
+        assert int(h["count"].sum()) == len(d)
+        assert int(h["lo_ns"][0]) == min(d) and int(h["hi_ns"][-1]) >= max(d)
+    rc, out = _run("irq", "--mi", "--freq", "--freq-resolution", "5", str(MANY_THREADS))
+    freq = [t for t in json.loads(out)["results"] if isinstance(t["class"], dict) and t["class"]["inherit"] == "freq"]
+    assert rc == 0 and len(freq) == len(hists)
+    assert all(len(t["data"]) == 5 for t in freq)
+    rc, out = _run("irq", "--freq", str(MANY_THREADS))
+    assert rc == 0 and "duration frequency distribution" in out

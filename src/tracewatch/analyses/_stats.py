@@ -38,3 +38,21 @@ def group_stats(group: np.ndarray, values: np.ndarray, ngroups: int) -> dict[str
         ss = np.bincount(group, weights=dev * dev, minlength=ngroups)
         stdev = np.where(count > 1, np.sqrt(ss / np.maximum(count - 1, 1)), np.nan)
     return {"count": count, "min_ns": mn, "avg_ns": avg, "max_ns": mx, "stdev_ns": stdev}
+
+
+def histogram(values: np.ndarray, resolution: int, lo: int | None = None, hi: int | None = None
+              ) -> dict[str, np.ndarray]:
+    """``resolution`` buckets of equal integer width between ``lo`` and ``hi`` (the data's
+    min and max unless given): lo_ns, hi_ns (bucket [lo, hi), the last also holds hi) and
+    count of the values inside."""
+    if resolution < 1:
+        raise ValueError("the histogram resolution must be at least 1")
+    v = values.astype(np.int64)
+    lo_ = (int(v.min()) if v.size else 0) if lo is None else lo
+    hi_ = (int(v.max()) if v.size else lo_) if hi is None else hi
+    width = max(1, -(-(hi_ - lo_) // resolution))  # ceil, at least 1
+    edges = lo_ + width * np.arange(resolution + 1, dtype=np.int64)
+    inside = v[(v >= lo_) & (v <= hi_)]
+    idx = np.minimum((inside - lo_) // width, resolution - 1)
+    counts = np.bincount(idx, minlength=resolution)[:resolution].astype(np.int64)
+    return {"lo_ns": edges[:-1], "hi_ns": edges[1:], "count": counts}

@@ -31,9 +31,9 @@ from ..ctf.trace import TraceSet
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
 from . import Table
-from ._stats import group_stats
+from ._stats import group_stats, histogram
 
-__all__ = ["IrqResult", "irq_stats", "irq_periods", "irq_from_columns", "SOFTIRQ_NAMES", "NEEDED_EVENTS",
+__all__ = ["irq_histograms", "IrqResult", "irq_stats", "irq_periods", "irq_from_columns", "SOFTIRQ_NAMES", "NEEDED_EVENTS",
            "irq_layout"]
 
 #: Softirq vector names, from include/linux/interrupt.h (lttng-analyses' names).
@@ -266,4 +266,17 @@ def _raises(se: dict[str, np.ndarray], sr: dict[str, np.ndarray]) -> np.ndarray:
     ok = (j < urk.size) & (urk[jc] == ekey)
     r_rows = o[r_pos[first[jc[ok]]]] - n_e
     out[o[e_pos[ok]]] = sr["timestamp"][r_rows]
+    return out
+
+
+def irq_histograms(r: IrqResult, resolution: int = 20) -> list[tuple[bool, int, str, Table]]:
+    """Per hard IRQ and per softirq vector of ``r``: (hard, number, name, duration histogram)
+    (lttng-irqfreq), in the order of ``r.hard`` then ``r.soft``."""
+    log = r.log
+    out: list[tuple[bool, int, str, Table]] = []
+    for hard, table, key in ((True, r.hard, "irq"), (False, r.soft, "vec")):
+        for x in table.rows():
+            nr = int(x[key])
+            m = (log["hard"] == hard) & (log["nr"] == nr)
+            out.append((hard, nr, str(x["name"]), Table(histogram(log["duration_ns"][m], resolution))))
     return out

@@ -21,6 +21,7 @@ from ..ctf.trace import TraceSet
 from ..kernel.layouts import WAKEUP_EVENTS, KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
 from . import Table
+from ._stats import histogram
 
 __all__ = ["SchedResult", "sched_latencies", "sched_periods", "sched_from_columns", "NEEDED_EVENTS",
            "top_latencies", "latency_histogram", "filter_latencies"]
@@ -242,14 +243,4 @@ def latency_histogram(latencies: Table, resolution: int = 20, min_ns: int | None
     """Frequency distribution of the latencies: ``resolution`` buckets of equal width (ns,
     integers) between min and max (those of the data unless given); columns lo_ns, hi_ns
     (bucket [lo, hi), the last one closed) and count."""
-    lat = latencies["latency_ns"].astype(np.int64)
-    if resolution < 1:
-        raise ValueError("the histogram resolution must be at least 1")
-    lo = int(lat.min()) if min_ns is None and lat.size else (min_ns or 0)
-    hi = int(lat.max()) if max_ns is None and lat.size else (max_ns if max_ns is not None else lo)
-    width = max(1, -(-(hi - lo) // resolution))  # ceil, at least 1 ns
-    edges = lo + width * np.arange(resolution + 1, dtype=np.int64)
-    inside = lat[(lat >= lo) & (lat <= hi)]
-    idx = np.minimum((inside - lo) // width, resolution - 1)
-    counts = np.bincount(idx, minlength=resolution)[:resolution]
-    return Table({"lo_ns": edges[:-1], "hi_ns": edges[1:], "count": counts.astype(np.int64)})
+    return Table(histogram(latencies["latency_ns"], resolution, min_ns, max_ns))

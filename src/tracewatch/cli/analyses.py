@@ -31,7 +31,7 @@ from rich.table import Table as RichTable
 from ..analyses import Table
 from ..analyses.cputop import CputopResult, cputop, cputop_periods
 from ..analyses.io import IoResult, io_stats
-from ..analyses.irq import IrqResult, irq_periods, irq_stats
+from ..analyses.irq import IrqResult, irq_histograms, irq_periods, irq_stats
 from ..analyses.mem import MemResult, mem_stats
 from ..analyses.sched import (
     SchedResult,
@@ -331,10 +331,11 @@ def _print_latencies(out: Console, title: str, lat: Table) -> None:
     out.print(t)
 
 
-def _print_freq(out: Console, hist: Table) -> None:
+def _print_freq(out: Console, hist: Table,
+                title: str = "Scheduling latency frequency distribution (us)") -> None:
     counts = hist["count"]
     peak = int(counts.max()) if counts.size else 0
-    t = RichTable(title="Scheduling latency frequency distribution (us)")
+    t = RichTable(title=title)
     for col in ("Latency", "Count", ""):
         t.add_column(col, justify="right" if col == "Count" else "left")
     for x in hist.rows():
@@ -459,9 +460,12 @@ def _irq_table(r: IrqResult) -> Table:
 @_common(with_threads=False)
 @click.option("--irq", "irqs", multiple=True, help="Only these hard IRQ numbers (repeatable, or a comma list).")
 @click.option("--softirq", "softirqs", multiple=True, help="Only these softirq vectors (repeatable, or a comma list).")
+@click.option("--freq", is_flag=True, help="Also print each interrupt's duration frequency distribution (lttng-irqfreq).")
+@click.option("--freq-resolution", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="Number of buckets of --freq.")
 def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tuple[str, ...],
             top: int | None, mi: bool, metadata: bool, as_csv: bool, period: str | None,
-            irqs: tuple[str, ...], softirqs: tuple[str, ...]) -> None:
+            irqs: tuple[str, ...], softirqs: tuple[str, ...], freq: bool, freq_resolution: int) -> None:
     """Hard and soft interrupt counts, durations and softirq raise latencies (lttng-irqstats)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
@@ -476,7 +480,12 @@ def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tu
             r.hard = r.hard.take(np.argsort(-r.hard["count"], kind="stable")[:top])
             r.soft = r.soft.take(np.argsort(-r.soft["count"], kind="stable")[:top])
     if mi:
-        _emit_json(lami.document([t for r in results for t in lami.irq_tables(r)]))
+        tables = []
+        for r in results:
+            tables.extend(lami.irq_tables(r))
+            if freq:
+                tables.extend(lami.irq_freq_table(r, *h) for h in irq_histograms(r, freq_resolution))
+        _emit_json(lami.document(tables))
         return
     if as_csv:
         _csv_periods(results, _irq_table, period is not None)
@@ -484,6 +493,9 @@ def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tu
     out = _console()
     for r in results:
         _print_irq(out, r)
+        if freq:
+            for hard, nr, name, h in irq_histograms(r, freq_resolution):
+                _print_freq(out, h, f"{'IRQ' if hard else 'Softirq'} {nr} ({name}) duration frequency distribution (us)")
 
 
 def _print_irq(out: Console, r: IrqResult) -> None:

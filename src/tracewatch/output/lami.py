@@ -232,6 +232,9 @@ SPECS: dict[str, AnalysisSpec] = {
                 _c("Minimum raise latency", "duration"), _c("Average raise latency", "duration"),
                 _c("Maximum raise latency", "duration"),
                 _c("Interrupt raise latency standard deviation", "duration"))),
+            TableClass("freq", "Interrupt handler duration frequency distribution", (
+                _c("Duration (lower bound)", "duration"), _c("Duration (upper bound)", "duration"),
+                _c("Frequency", "number", "interrupts"))),
         )),
     "io": AnalysisSpec(
         "I/O analysis", "System call/disk latency statistics and I/O usage top",
@@ -351,6 +354,12 @@ def sched_event_table(r: SchedResult, cls: str, latencies: Table) -> Obj:
              process(tid=int(x["waker_tid"])) if int(x["waker_tid"]) >= 0 else unknown())
             for x in latencies.rows()]
     return result_table("sched", cls, r.begin, r.end, rows)
+
+
+def irq_freq_table(r: IrqResult, hard: bool, nr: int, name: str, hist: Table) -> Obj:
+    rows = [(duration(x["lo_ns"]), duration(x["hi_ns"]), number(x["count"])) for x in hist.rows()]
+    what = f"{'IRQ' if hard else 'softirq'} {nr} ({name})"
+    return result_table("irq", "freq", r.begin, r.end, rows, subtitle=what)
 
 
 def sched_freq_table(r: SchedResult, hist: Table) -> Obj:
