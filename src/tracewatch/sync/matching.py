@@ -177,20 +177,67 @@ class EventMatcher:
 
 
 def sync_events(ts: TraceSet) -> Iterator[tuple[str, int, bool, Hashable]]:
-    """(host id, timestamp, is_send, key) of every usable sync event, in time order."""
-    hosts = {id(t): host_id(t) for t in ts.traces}
+    """(host id, timestamp, is_send, key) of every usable sync event, in time order.
+
+    Flat fields (vmsync cnt/vm_uid, hypercall a0/a1, LTTng 2.1 TCP seq/ack_seq/flags) are
+    read as columns; nested TCP layouts go through Event objects."""
+    host_of_gid = [host_id(c.trace) for c in ts.classes]
     send_tcp, recv_tcp = set(TCP_SEND), set(TCP_RECV)
-    for e in ts.events(names=list(SYNC_EVENTS)):
-        name = e.name
-        host = hosts[id(e.gclass.trace)]
-        if name in send_tcp or name in recv_tcp:
-            k = tcp_key(e.fields)
-            if k is not None:
-                yield host, e.timestamp, name in send_tcp, ("tcp", *k)
-        else:
-            got = _vmsync_key(name, e.fields)
-            if got is not None:
-                yield host, e.timestamp, got[0], got[1]
+    for b in ts.batches(names=list(SYNC_EVENTS)):
+        rows: list[tuple[int, str, int, bool, Hashable]] = []
+        for gid in np.unique(b.gid).tolist():
+            name = ts.classes[gid].name
+            idx = np.flatnonzero(b.gid == gid)
+            host = host_of_gid[gid]
+            keys = _column_keys(b, idx, name, send_tcp, recv_tcp)
+            stamps = b.ts[idx].tolist()
+            if keys is None:  # nested layout: one Event at a time
+                for i, t in zip(idx.tolist(), stamps, strict=True):
+                    got = _event_key(name, b.event(i).fields, send_tcp, recv_tcp)
+                    if got is not None:
+                        rows.append((i, host, t, got[0], got[1]))
+                continue
+            for i, t, got in zip(idx.tolist(), stamps, keys, strict=True):
+                if got is not None:
+                    rows.append((i, host, t, got[0], got[1]))
+        rows.sort(key=lambda r: r[0])
+        for _, host, t, send, key in rows:
+            yield host, t, send, key
+
+
+def _event_key(name: str, f: Mapping[str, Any], send_tcp: set[str],
+               recv_tcp: set[str]) -> tuple[bool, Hashable] | None:
+    if name in send_tcp or name in recv_tcp:
+        k = tcp_key(f)
+        return None if k is None else (name in send_tcp, ("tcp", *k))
+    return _vmsync_key(name, f)
+
+
+def _column_keys(b: Any, idx: np.ndarray, name: str, send_tcp: set[str],
+                 recv_tcp: set[str]) -> list[tuple[bool, Hashable] | None] | None:
+    """(is_send, key) per event of ``name`` in batch ``b`` read from flat integer columns, or
+    None when the fields are not flat integers (the caller then reads events)."""
+    if name in send_tcp or name in recv_tcp:
+        fields: tuple[str, ...] = _TCP_FIELDS
+    elif name in ("kvm_x86_hypercall", "kvm_hypercall"):
+        fields = ("a0", "a1")
+    else:
+        fields = ("cnt", "vm_uid")
+    try:
+        cols = b.columns(name, list(fields))
+    except KeyError:
+        return None
+    if any(cols[f].dtype == object for f in fields):
+        return None
+    pos = np.searchsorted(cols["index"], idx)
+    vals = [cols[f][pos].tolist() for f in fields]
+    if name in send_tcp or name in recv_tcp:
+        send = name in send_tcp
+        return [(send, ("tcp", a, k, fl)) for a, k, fl in zip(*vals, strict=True)]
+    if fields == ("a0", "a1"):
+        return [(False, ("gh", uid, cnt)) for cnt, uid in zip(*vals, strict=True)]
+    send, way = name in VMSYNC_SEND, "gh" if "_gh_" in name else "hg"
+    return [(send, (way, uid, cnt)) for cnt, uid in zip(*vals, strict=True)]
 
 
 def match_events(ts: TraceSet) -> MatchResult:
