@@ -1,13 +1,38 @@
-"""``tracewatch live``: list the sessions a relay daemon (lttng-relayd) serves live."""
+"""``tracewatch live``: list the sessions a relay daemon (lttng-relayd) serves live, or
+follow one and print analyses per period as each period ends (``--analysis``).
+
+With ``net://HOST[:PORT]/host/HOSTNAME/SESSION --analysis count,cputop --period 1s`` the
+session is followed (:class:`~tracewatch.live.source.LiveTraceSet`) and each window's
+results (:mod:`tracewatch.analyses.periodic`) are printed, flushed, as soon as an event
+past the window arrives (``--mi``: one LAMI 1.0 document per line and window); the last,
+partial window when the session is destroyed, then exit 0.
+"""
 
 from __future__ import annotations
 
-import click
+import json
+import sys
 
+import click
+import numpy as np
+
+from ..analyses.periodic import ANALYSES, PeriodicRunner, PeriodResult
 from ..errors import TracewatchError
 from ..live.client import LiveClient, LiveError
 from ..live.protocol import ProtocolError, SessionInfo
+from ..live.source import LiveTraceSet
 from ..live.url import LiveUrl, parse_live_url
+from ..output import lami
+from .analyses import (
+    _console,
+    _fmt_time,
+    _head,
+    _print_cputop,
+    _print_irq,
+    _print_sched,
+    _print_syscalls,
+)
+from .timeparse import parse_duration_ns
 
 _HEADERS = ("HOST", "SESSION", "LIVE TIMER", "STREAMS", "VIEWERS", "URL")
 
@@ -36,15 +61,36 @@ def format_table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 @click.command()
-@click.argument("url", metavar="net://HOST[:PORT]")
+@click.argument("url", metavar="net://HOST[:PORT][/host/HOSTNAME/SESSION]")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Network timeout (seconds).")
-def live(url: str, timeout: float) -> None:
+@click.option("--analysis", "analysis",
+              help=f"Follow the session of URL and print these analyses per period "
+                   f"(comma list of {', '.join(ANALYSES)}).")
+@click.option("--period", default="1s", show_default=True,
+              help="With --analysis: window duration (1s, 500ms...), aligned on the first event.")
+@click.option("--mi", is_flag=True, help="With --analysis: one LAMI 1.0 JSON document per line and period.")
+def live(url: str, timeout: float, analysis: str | None, period: str, mi: bool) -> None:
     """List the live sessions of the relay daemon at URL: host, name, live timer, streams,
-    viewers, and the URL to follow each with ``tracewatch dump``."""
+    viewers, and the URL to follow each with ``tracewatch dump``.
+
+    With --analysis and a session URL: follow that session and print each period's results
+    as soon as the period is over, until the session is destroyed."""
     try:
         u = parse_live_url(url)
     except ValueError as e:
         raise TracewatchError(str(e)) from None
+    if analysis is not None:
+        if not u.names_session:
+            raise click.UsageError("--analysis needs a session URL: net://HOST[:PORT]/host/HOSTNAME/SESSION")
+        names = [a.strip() for a in analysis.split(",") if a.strip()]
+        bad = [a for a in names if a not in ANALYSES]
+        if bad or not names:
+            raise click.BadParameter(f"{', '.join(bad) or '(none)'}: choose among {', '.join(ANALYSES)}",
+                                     param_hint="--analysis")
+        ns = parse_duration_ns(period)
+        assert ns is not None
+        follow(url, names, ns, mi, timeout)
+        return
     try:
         with LiveClient(u.host, u.port, timeout) as client:
             sessions = client.list_sessions()
@@ -58,3 +104,54 @@ def live(url: str, timeout: float) -> None:
         return
     for line in format_table(session_rows(u, sessions)):
         click.echo(line)
+
+
+def follow(url: str, analyses: list[str], period: int, mi: bool, timeout: float = 10.0) -> None:
+    """Follow a live session; print each period's results as it ends (flushed)."""
+    ts = LiveTraceSet(url, on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True),
+                      timeout=timeout)
+    try:
+        runner = PeriodicRunner(ts, period, analyses)
+        for b in ts.batches():
+            for r in runner.feed(b):
+                _print_period(r, mi)
+        for r in runner.finish():
+            _print_period(r, mi)
+    finally:
+        ts.close()
+
+
+def _print_period(p: PeriodResult, mi: bool) -> None:
+    if mi:
+        tables: list[lami.Obj] = []
+        for name, r in p.results.items():
+            if name == "count":
+                tables += lami.count_tables(r, p.total_discarded)
+            elif name == "cputop":
+                tables += lami.cputop_tables(r, 10)
+            elif name == "sched":
+                tables += lami.sched_tables(r)
+            elif name == "syscalls":
+                tables += lami.syscalls_tables(r)
+            elif name == "irq":
+                tables += lami.irq_tables(r)
+        click.echo(json.dumps(lami.document(tables)))  # click.echo flushes
+        return
+    out = _console()
+    late = f", {p.late} late events left out" if p.late else ""
+    out.print(f"Period {p.index}: [{_fmt_time(p.begin)}, {_fmt_time(p.end)}): {p.n_events} events, "
+              f"{p.total_discarded} discarded by the tracer{late}")
+    for name, r in p.results.items():
+        if name == "count":
+            for x in r.per_name.rows():
+                out.print(f"{x['count']:>10}  {x['name']}")
+        elif name == "cputop":
+            _print_cputop(out, r, 10)
+        elif name == "sched":
+            _print_sched(out, r, None)
+        elif name == "syscalls":
+            rows = r.per_syscall.take(np.isin(r.per_syscall["tid"], r.per_tid["tid"]))
+            _print_syscalls(out, r, _head(r.per_tid, None), rows)
+        elif name == "irq":
+            _print_irq(out, r)
+    sys.stdout.flush()

@@ -32,12 +32,13 @@ from ..analyses.cputop import CputopResult
 from ..analyses.io import IoResult
 from ..analyses.irq import IrqResult
 from ..analyses.mem import MemResult
+from ..analyses.periodic import CountResult
 from ..analyses.sched import SchedResult
 from ..analyses.syscalls import SyscallsResult
 
 __all__ = ["LAMI_VERSION", "Column", "TableClass", "AnalysisSpec", "SPECS", "metadata", "document",
            "cputop_tables", "sched_tables", "syscalls_tables", "irq_tables", "io_tables", "mem_tables",
-           "table_to_csv", "size", "disk", "fd", "boolean",
+           "count_tables", "table_to_csv", "size", "disk", "fd", "boolean",
            "duration", "number", "ratio", "string", "timestamp", "time_range", "process", "cpu",
            "irq", "syscall", "unknown"]
 
@@ -258,6 +259,13 @@ SPECS: dict[str, AnalysisSpec] = {
             TableClass("per-disk-top-request", "Per-disk top I/O requests", (
                 _c("Disk", "disk"), _c("Request count", "number", "I/O requests"))),
         )),
+    "count": AnalysisSpec(
+        "Event counts", "Events per name (tracewatch live --analysis count)", ("count",), (
+            TableClass("per-event", "Events per name", (
+                _c("Event name", "string"), _c("Event count", "number", "events"))),
+            TableClass("total", "Total events", (
+                _c("Event count", "number", "events"), _c("Discarded events", "number", "events"))),
+        )),
     "mem": AnalysisSpec(
         "Top memory usage", "Per-TID top allocated/freed memory", ("memory", "top"), (
             TableClass("allocd", "Per-TID top allocated memory", (
@@ -441,6 +449,13 @@ def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
         out.append(result_table("io", "per-disk-top-request", r.begin, r.end,
                                 [(disk(x["disk"]), number(x["count"])) for x in by_rq.rows()]))
     return out
+
+
+def count_tables(r: CountResult, discarded: int = 0) -> list[Obj]:
+    """per-event (most frequent first) and total (events, events discarded by the tracer)."""
+    rows = [(string(x["name"]), number(x["count"])) for x in r.per_name.rows()]
+    return [result_table("count", "per-event", r.begin, r.end, rows),
+            result_table("count", "total", r.begin, r.end, [(number(r.total), number(discarded))])]
 
 
 def mem_tables(r: MemResult, top: int | None = 10) -> list[Obj]:
