@@ -21,12 +21,16 @@ __all__ = ["open", "TraceSet", "Event", "EventBatch", "TracewatchError", "Decode
 __version__ = "0.1.0"
 
 
-def open(*paths: str, on_warning: Callable[[str], None] | None = None) -> TraceSet:  # noqa: A001
+def open(*paths: str, on_warning: Callable[[str], None] | None = None,  # noqa: A001
+         sync: bool = False) -> TraceSet:
     """Open every CTF trace found under ``paths`` as one trace set.
 
     ``net://HOST[:PORT]/host/HOSTNAME/SESSION`` URLs (LTTng live) give a
     :class:`~tracewatch.live.source.LiveTraceSet` instead, whose events come as they are
     traced until the sessions end; URLs and paths cannot be mixed.
+
+    ``sync=True`` synchronizes the traces' clocks first (:mod:`tracewatch.sync`: matched TCP
+    packets, vmsync exchanges) and reads every trace on the reference machine's time base.
     """
     if not paths:
         raise TracewatchError("no trace path given")
@@ -36,7 +40,15 @@ def open(*paths: str, on_warning: Callable[[str], None] | None = None) -> TraceS
     if any(live):
         if not all(live):
             raise TracewatchError("cannot mix live URLs (net://) and trace paths")
+        if sync:
+            raise TracewatchError("live sessions cannot be synchronized (sync=True): read the "
+                                  "recorded traces instead")
         return LiveTraceSet(list(paths), on_warning=on_warning)
     from .analysis_set import AnalysisTraceSet
 
-    return AnalysisTraceSet(list(paths), on_warning=on_warning)
+    ts = AnalysisTraceSet(list(paths), on_warning=on_warning)
+    if sync:
+        from .sync.apply import synchronize_set
+
+        synchronize_set(ts)
+    return ts

@@ -45,6 +45,7 @@ from ..analyses.syscalls import SyscallsResult, syscall_stats, syscalls_periods
 from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from ..output import lami
+from .syncopt import apply_sync, sync_option
 from .timeparse import parse_duration_ns, parse_time_ns
 
 __all__ = ["cputop_cmd", "sched_cmd", "syscalls_cmd", "irq_cmd", "io_cmd", "mem_cmd"]
@@ -100,7 +101,7 @@ def _common(with_threads: bool = True, with_period: bool = True) -> Callable[[F]
                                      "(1s, 500ms, 100us...), aligned on the first event."))
         for o in reversed(opts):
             f = o(f)
-        return f
+        return sync_option(f)
     return deco
 
 
@@ -116,7 +117,9 @@ def _check_modes(paths: tuple[str, ...], mi: bool, metadata: bool, as_csv: bool)
 def _open(paths: tuple[str, ...]) -> TraceSet:
     if any(p.startswith("net://") for p in paths):
         raise TracewatchError("the analyses read trace files, not live sessions (net:// URLs)")
-    return TraceSet(list(paths), on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True))
+    ts = TraceSet(list(paths), on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True))
+    apply_sync(ts)  # when --sync was given
+    return ts
 
 
 def _with_progress(ts: TraceSet, err: Console) -> Progress | None:

@@ -9,6 +9,7 @@ import click
 from .. import open as open_traces
 from ..live.source import LiveTraceSet
 from ..output.text import TextFormatter, TextOptions
+from .syncopt import apply_sync, sync_option, sync_requested
 from .timeparse import parse_time_ns
 
 
@@ -26,6 +27,7 @@ def _warn(msg: str) -> None:
 @click.option("--clock-gmt", is_flag=True, help="Print times in UTC, not local time.")
 @click.option("--clock-date", is_flag=True, help="Print the date too.")
 @click.option("--no-delta", is_flag=True, help="Do not print the time since the previous event.")
+@sync_option
 def dump(paths: tuple[str, ...], names: str | None, begin: str | None, end: str | None, count: bool,
          clock_seconds: bool, clock_gmt: bool, clock_date: bool, no_delta: bool) -> None:
     """Print the events of the traces under PATHS in time order, one per line.
@@ -38,6 +40,10 @@ def dump(paths: tuple[str, ...], names: str | None, begin: str | None, end: str 
     exit status is 1.
     """
     ts = open_traces(*paths, on_warning=_warn)
+    if not isinstance(ts, LiveTraceSet):
+        apply_sync(ts)  # when --sync was given
+    elif sync_requested():
+        raise click.UsageError("--sync applies to recorded traces, not live sessions")
     wanted = [n for n in names.split(",") if n] if names else None
     b, e = parse_time_ns(begin), parse_time_ns(end)
     if count:

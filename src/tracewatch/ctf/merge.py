@@ -43,6 +43,8 @@ def _prepare(ts_set: TraceSet, h: _Head) -> bool:
             continue
         clock = h.sf.trace.clock
         ts = clock_to_ns(chunk.cycles, clock.freq, clock.offset_s, clock.offset)
+        if h.sf.trace.time_map is not None:
+            ts = h.sf.trace.time_map(ts)
         key = np.maximum.accumulate(np.concatenate(([h.last_max], ts)))[1:]
         back = int(np.count_nonzero(ts < key))
         h.backwards += back

@@ -10,7 +10,7 @@ event class)) and the per-stream chunk iterators; merging is :mod:`tracewatch.ct
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,9 @@ class Trace:
     index: int = 0
     streams: list[StreamFile] = field(default_factory=list)
     class_base: int = 0  # global id of this trace's first event class
+    # ns on this trace's clock -> ns on the trace set's time base (None: identity), e.g. the
+    # clock transform found by synchronization; applied to every timestamp read
+    time_map: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def hostname(self) -> str:
@@ -151,6 +154,17 @@ class TraceSet:
             t.streams.append(sf)
             self.streams.append(sf)
         self.traces.append(t)
+
+    def set_time_maps(self, maps: Mapping[str, Callable[[np.ndarray], np.ndarray] | None]) -> None:
+        """Put traces on a common time base: ``maps[trace.path]`` maps that trace's ns
+        timestamps (an int64 array, non-decreasing maps only) to the set's; every timestamp
+        read afterwards (events, batches, ``begin``/``end`` filters) is on the new base."""
+        by_path = {t.path: t for t in self.traces}
+        for path in maps:
+            if path not in by_path:
+                raise KeyError(path)
+        for path, m in maps.items():
+            by_path[path].time_map = m
 
     def class_ids(self, names: list[str] | set[str] | None) -> np.ndarray:
         """Global ids of the event classes with these names (all when None)."""
