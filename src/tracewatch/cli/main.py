@@ -1,11 +1,13 @@
 """Entry point of the ``tracewatch`` command: subcommand registry and error handling.
 
 A :class:`~tracewatch.errors.TracewatchError` (bad trace, bad option) becomes one line on
-stderr and exit status 1, never a traceback.
+stderr and exit status 1, never a traceback.  Any other exception is a bug of tracewatch: one
+line too (exit status 2), with the traceback only when ``TRACEWATCH_DEBUG`` is set.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -56,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        if os.environ.get("TRACEWATCH_DEBUG"):
+            raise
+        click.echo(f"tracewatch: internal error: {type(e).__name__}: {e} (a bug in tracewatch; "
+                   "TRACEWATCH_DEBUG=1 shows the traceback)", err=True)
+        return 2
     return 0
 
 
