@@ -6,15 +6,18 @@ import click
 
 from ..errors import TracewatchError
 from ..sim import build_scenario, gebai2014, parse_duration, simulate
+from ..sim.model import paths
 
 
 @click.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", type=click.Choice(["generic", "gebai2014"]), default="generic",
-              show_default=True,
+@click.option("--scenario", type=click.Choice(["generic", "gebai2014", "paths"]),
+              default="generic", show_default=True,
               help="generic: N guests x M vCPUs on P CPUs; gebai2014: the Gebai & Dagenais "
-                   "(2014) use case (VMs Ubuntu and Debian, burnP6 on the host; --guests, "
-                   "--vcpus and --cpus are ignored).")
+                   "(2014) use case (VMs Ubuntu and Debian, burnP6 on the host); paths: "
+                   "critical path ground truth (TCP request/response between VMs front and "
+                   "back, a wakeup chain, a host hog; guest clocks = host clock). --guests, "
+                   "--vcpus and --cpus only apply to generic.")
 @click.option("--guests", type=click.IntRange(0, 10_000), default=2, show_default=True,
               help="Number of VMs (generic scenario).")
 @click.option("--vcpus", type=click.IntRange(1, 64), default=2, show_default=True,
@@ -44,6 +47,8 @@ def sim(outdir: str, scenario: str, guests: int, vcpus: int, cpus: int, duration
     dur = parse_duration(duration)
     if scenario == "gebai2014":
         sc = gebai2014(duration=dur, seed=seed, hogs=list(hogs))
+    elif scenario == "paths":
+        sc = paths(duration=dur, seed=seed, hogs=list(hogs))
     else:
         sc = build_scenario(guests=guests, vcpus=vcpus, cpus=cpus, duration=dur, seed=seed,
                             hogs=list(hogs), sync_period=parse_duration(sync_period),

@@ -23,16 +23,19 @@ chain ends at the task's last switch-out). Interrupt context per CPU comes from
 The idle task (TID 0) has no chain. Chains of tasks still alive are closed at the last event
 of the trace (a wait still open there is ``UNKNOWN``).
 
-The columns are read with :func:`tracewatch.kernel.read_columns` (one pass); a Python loop
-runs only over these events, and the edges end up in NumPy arrays sorted by (task, start).
+The columns are read with :func:`tracewatch.kernel.read_columns` (one pass), reduced to
+integer columns (TIDs, interrupt labels) with NumPy, merged in trace order and run through a
+JIT-compiled state machine (:mod:`._loop`); the edges end up in NumPy arrays sorted by
+(task, start). Each graph also keeps every ``sched_switch`` (:meth:`ExecutionGraph.on_cpu`).
+``time_map`` puts the events on another clock (a guest's on its host's, :mod:`.cross`).
 Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never the CLI or outputs.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -40,6 +43,7 @@ from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from ..kernel.layouts import detect_layout
 from ..kernel.state import read_columns
+from . import _loop as _lp
 
 __all__ = ["EdgeType", "ExecutionGraph", "build_graph", "GraphError", "SOFTIRQ_LABELS"]
 
@@ -84,11 +88,6 @@ _GROUPS: dict[str, tuple[str, ...]] = {
                      "timer:hrtimer_expire_exit"),
 }
 
-# event kinds of the merged loop
-_SWITCH, _WAKE, _FORK, _EXIT, _IN_IRQ, _OUT_IRQ, _IN_SOFT, _OUT_SOFT, _IN_CTX, _OUT_CTX = range(10)
-
-_R, _P, _B = int(EdgeType.RUNNING), int(EdgeType.PREEMPTED), int(EdgeType.BLOCKED)
-_DEAD = -1
 
 
 @dataclass
@@ -98,9 +97,12 @@ class ExecutionGraph:
     Edges (arrays of equal length, sorted by task key then start; a task's edges are
     contiguous: ``edge_end[i] == edge_start[i + 1]`` within a chain): ``edge_task`` (key),
     ``edge_start``, ``edge_end`` (ns), ``edge_type`` (:class:`EdgeType` values) and
-    ``edge_waker`` (key of the waking task for BLOCKED edges, else -1). Task ``k``'s edges
-    are ``offsets[k]:offsets[k + 1]``. Tasks: ``task_tid``, ``task_comm``, ``task_creator``
-    (key of the forking parent or -1), ``task_pid`` is not tracked.
+    ``edge_waker`` (key of the waking task for BLOCKED edges, else -1) and ``edge_cpu`` (the
+    CPU of a RUNNING edge, the CPU of the wakeup that ended a wait, else -1). Task ``k``'s
+    edges are ``offsets[k]:offsets[k + 1]``. Tasks: ``task_tid``, ``task_comm``,
+    ``task_creator`` (key of the forking parent or -1), ``task_pid`` is not tracked.
+    ``switch_t``, ``switch_cpu``, ``switch_tid``: every ``sched_switch`` (time order) with its
+    ``next_tid``, to tell which task held a CPU at a given time (:meth:`on_cpu`).
     """
 
     hostname: str
@@ -115,10 +117,31 @@ class ExecutionGraph:
     offsets: np.ndarray
     first_ts: int
     last_ts: int
+    edge_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    switch_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    switch_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    switch_tid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     _starts: list[int] = field(default_factory=list, repr=False)
+    _per_cpu: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._starts = self.edge_start.tolist()
+        if self.edge_cpu.size != self.edge_start.size:
+            self.edge_cpu = np.full(self.edge_start.size, -1, np.int64)
+
+    def cpu_timeline(self, cpu: int) -> tuple[np.ndarray, np.ndarray]:
+        """(times, next_tid) of the ``sched_switch`` events of ``cpu``, in time order."""
+        got = self._per_cpu.get(cpu)
+        if got is None:
+            on = self.switch_cpu == cpu
+            got = self._per_cpu[cpu] = (self.switch_t[on], self.switch_tid[on])
+        return got
+
+    def on_cpu(self, cpu: int, t: int) -> int:
+        """TID running on ``cpu`` at time ``t`` (after the switches at ``t``; -1: unknown)."""
+        ts, tids = self.cpu_timeline(cpu)
+        k = int(np.searchsorted(ts, t, side="right")) - 1
+        return int(tids[k]) if k >= 0 else -1
 
     @property
     def n_tasks(self) -> int:
@@ -144,115 +167,17 @@ class ExecutionGraph:
         return int(self.edge_start[lo]), int(self.edge_end[hi - 1])
 
 
-class _Builder:
-    """State of the construction loop (Python lists, turned into arrays at the end)."""
-
-    def __init__(self) -> None:
-        self.key_of: dict[int, int] = {}
-        self.tids: list[int] = []
-        self.comms: list[str] = []
-        self.creator: list[int] = []
-        self.state: list[int] = []     # current state (_R/_P/_B or _DEAD), per key
-        self.since: list[int] = []     # start of the current state, per key
-        self.e_task: list[int] = []
-        self.e_start: list[int] = []
-        self.e_end: list[int] = []
-        self.e_type: list[int] = []
-        self.e_waker: list[int] = []
-        self.current: dict[int, int] = {}          # cpu -> tid running
-        self.ctx: dict[int, list[EdgeType]] = {}   # cpu -> interrupt context stack (labels)
-        self.exiting: set[int] = set()             # keys after their sched_process_exit
-
-    def new_task(self, tid: int, comm: str, t: int, state: int, creator: int = -1) -> int:
-        k = len(self.tids)
-        self.key_of[tid] = k
-        self.tids.append(tid)
-        self.comms.append(comm)
-        self.creator.append(creator)
-        self.state.append(state)
-        self.since.append(t)
-        return k
-
-    def edge(self, k: int, end: int, typ: int, waker: int = -1) -> None:
-        start = self.since[k]
-        if end > start:
-            self.e_task.append(k)
-            self.e_start.append(start)
-            self.e_end.append(end)
-            self.e_type.append(typ)
-            self.e_waker.append(waker)
-        self.since[k] = end
-
-    def close(self, k: int, t: int) -> None:
-        """End the current state of ``k`` at ``t`` (a wait no wakeup ended is UNKNOWN)."""
-        st = self.state[k]
-        if st == _DEAD:
-            return
-        self.edge(k, t, int(EdgeType.UNKNOWN) if st == _B else st)
-
-    def switch(self, t: int, cpu: int, prev: int, pcomm: str, pstate: int, nxt: int,
-               ncomm: str) -> None:
-        self.ctx.pop(cpu, None)  # no interrupt context spans a context switch
-        if prev != 0:
-            k = self.key_of.get(prev)
-            if k is None:
-                k = self.new_task(prev, pcomm, t, _R)
-            if self.state[k] != _DEAD:
-                self.comms[k] = pcomm or self.comms[k]
-                self.close(k, t)
-                if k in self.exiting:
-                    self.state[k] = _DEAD  # its last switch-out: the chain ends here
-                else:
-                    self.state[k] = _P if pstate & 3 == 0 else _B
-        if nxt != 0:
-            k = self.key_of.get(nxt)
-            if k is None or self.state[k] == _DEAD:
-                k = self.new_task(nxt, ncomm, t, _R)
-            else:
-                self.comms[k] = ncomm or self.comms[k]
-                self.close(k, t)
-                self.state[k] = _R
-        self.current[cpu] = nxt
-
-    def wake(self, t: int, cpu: int, tid: int, comm: str) -> None:
-        if tid == 0:
-            return
-        k = self.key_of.get(tid)
-        if k is None or self.state[k] == _DEAD:
-            self.new_task(tid, comm, t, _P)
-            return
-        if self.state[k] != _B:
-            return  # already runnable or running: nothing to end
-        stack = self.ctx.get(cpu)
-        if stack:
-            self.edge(k, t, int(stack[-1]))
-        else:
-            waker = self.current.get(cpu, 0)
-            wk = self.key_of.get(waker) if waker != 0 else None
-            if wk is None or wk == k:
-                self.edge(k, t, int(EdgeType.UNKNOWN))
-            else:
-                self.edge(k, t, _B, wk)
-        self.state[k] = _P
-
-    def fork(self, t: int, parent: int, child: int, ccomm: str) -> None:
-        if child == 0:
-            return
-        pk = self.key_of.get(parent, -1) if parent != 0 else -1
-        k = self.key_of.get(child)
-        if k is not None and self.state[k] != _DEAD:
-            return  # already known (e.g. a wakeup came first): keep its chain
-        self.new_task(child, ccomm, t, _P, pk)
-
-    def exit(self, t: int, tid: int) -> None:
-        k = self.key_of.get(tid)
-        if k is not None:
-            self.exiting.add(k)
+TimeMap = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
 
 
-def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None) -> ExecutionGraph:
+def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
+                time_map: TimeMap | None = None) -> ExecutionGraph:
     """The execution graph of the trace set ``ts`` (one machine), from its first event (state
     before ``begin`` matters) up to ``end`` (None: the end of the trace).
+
+    ``time_map(event, timestamps, cpus)`` returns the times to use for the events of one
+    logical event (``sched_switch``, ``sched_waking``, ``irq_entry``...), e.g. a guest's
+    events put on its host's clock; ``end`` is on the trace's own clock.
 
     Raises :class:`~tracewatch.kernel.MissingEventsError` without ``sched_switch`` (without
     wakeup events every wait is ``UNKNOWN``)."""
@@ -281,89 +206,173 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None) 
     if kc.first_ts is None or kc.last_ts is None:
         raise GraphError("the trace has no event")
     first_ts, last_ts = kc.first_ts, kc.last_ts
+    cols = kc.events
+    if time_map is not None:
+        for ev, c in cols.items():
+            c["timestamp"] = np.asarray(time_map(ev, c["timestamp"], c["cpu"]), np.int64)
+        one = np.array([first_ts, last_ts], np.int64)
+        first_ts, last_ts = (int(x) for x in time_map("", one, np.full(2, -1, np.int64)))
     if begin is not None:
         first_ts = min(first_ts, begin)
-    cols = kc.events
 
-    # merge every event of interest in trace order: (seq, kind, row)
-    seqs: list[np.ndarray] = []
-    kinds: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    srcs: list[str] = []
+    # every event of interest as integer columns, merged in trace order
+    parts: list[tuple[str, int, dict[str, np.ndarray]]] = []
+    for ev, kd in (("sched_switch", _lp.SWITCH), *((e, _lp.WAKE) for e in wake_events),
+                     ("sched_process_fork", _lp.FORK), ("sched_process_exit", _lp.EXIT),
+                     ("irq_entry", _lp.CTX_IN), ("irq_exit", _lp.CTX_OUT),
+                     ("softirq_entry", _lp.CTX_IN), ("softirq_exit", _lp.CTX_OUT),
+                     ("hrtimer_entry", _lp.CTX_IN), ("hrtimer_exit", _lp.CTX_OUT),
+                     ("vec_entry", _lp.CTX_IN), ("vec_exit", _lp.CTX_OUT)):
+        got = cols.get(ev)
+        if got is not None and got["seq"].size:
+            parts.append((ev, kd, got))
+    graph = _run_loop(ts, parts, first_ts, last_ts)
+    sw = cols.get("sched_switch")
+    if sw is not None and sw["seq"].size:
+        order = np.argsort(sw["seq"], kind="stable")
+        graph.switch_t = sw["timestamp"][order].astype(np.int64)
+        graph.switch_cpu = sw["cpu"][order].astype(np.int64)
+        graph.switch_tid = sw["next_tid"][order].astype(np.int64)
+    return graph
 
-    def add(ev: str, kind: int) -> None:
-        c = cols.get(ev)
-        if c is None or c["seq"].size == 0:
-            return
+
+_TID_FIELDS = {"sched_switch": ("prev_tid", "next_tid"), "sched_process_fork":
+               ("parent_tid", "child_tid"), "sched_process_exit": ("tid",)}
+
+
+def _nonempty(col: np.ndarray) -> np.ndarray:
+    """Which entries of a text column are non-empty strings (None: empty)."""
+    return np.asarray(col).astype(bool)
+
+
+def _i64(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, np.int64)
+
+
+def _merge_order(seq: np.ndarray) -> np.ndarray:
+    """The order of distinct positions ``seq`` (a scatter when they are dense)."""
+    if seq.size == 0:
+        return np.zeros(0, np.int64)
+    mx = int(seq.max())
+    if int(seq.min()) >= 0 and mx < 4 * seq.size + 1024:
+        inv = np.full(mx + 1, -1, np.int64)
+        inv[seq] = np.arange(seq.size, dtype=np.int64)
+        return inv[inv >= 0]
+    return np.argsort(seq, kind="stable")
+
+
+def _run_loop(ts: TraceSet, parts: list[tuple[str, int, dict[str, np.ndarray]]],
+              first_ts: int, last_ts: int) -> ExecutionGraph:
+    """Reduce ``parts`` (logical event, loop kind, columns) to integer columns, run the
+    JIT-compiled loop, and turn its result into an :class:`ExecutionGraph`."""
+    if not parts:
+        return _graph(ts, first_ts, last_ts, [], np.zeros(0, np.int64),
+                      np.zeros(0, np.int64), [np.zeros(0, np.int64)] * 6)
+    # TIDs index the loop's tables: as they are when small and non-negative, else compacted
+    tid_cols = []
+    for ev, k0, c in parts:
+        fields = _TID_FIELDS.get(ev, ("tid",) if k0 == _lp.WAKE else ())
+        tid_cols += [_i64(c[f]) for f in fields]
+    lo = min((int(x.min()) for x in tid_cols if x.size), default=0)
+    hi = max((int(x.max()) for x in tid_cols if x.size), default=0)
+    uniq: np.ndarray | None = None
+    if lo >= 0 and hi < 1 << 23:
+        n_tids, zero = hi + 1, 0
+        n_distinct = n_tids
+    else:
+        uniq = np.unique(np.concatenate(tid_cols))
+        n_tids = max(int(uniq.size), 1)
+        zero = int(np.searchsorted(uniq, 0)) if 0 in uniq else -1
+        n_distinct = int(uniq.size)
+
+    def cid(x: np.ndarray) -> np.ndarray:
+        return _i64(x) if uniq is None else np.searchsorted(uniq, _i64(x)).astype(np.int64)
+
+    seq: list[np.ndarray] = []
+    kind: list[np.ndarray] = []
+    t: list[np.ndarray] = []
+    cpu: list[np.ndarray] = []
+    a: list[np.ndarray] = []
+    b: list[np.ndarray] = []
+    c_: list[np.ndarray] = []
+    a_ok: list[np.ndarray] = []
+    c_ok: list[np.ndarray] = []
+    src: list[np.ndarray] = []
+    row: list[np.ndarray] = []
+    vec_label = _vector_labels(ts, next((c for ev, _, c in parts if ev == "vec_entry"), None))
+    for si, (ev, kd, c) in enumerate(parts):
         n = c["seq"].size
-        seqs.append(c["seq"])
-        kinds.append(np.full(n, kind, np.int8))
-        rows.append(np.arange(n, dtype=np.int64))
-        srcs.append(ev)
+        zeros = np.zeros(n, np.int64)
+        aa, bb, cc = zeros, zeros, zeros
+        ao = co = np.zeros(n, np.bool_)
+        if ev == "sched_switch":
+            aa, bb, cc = cid(c["prev_tid"]), _i64(c["prev_state"]), cid(c["next_tid"])
+            ao, co = _nonempty(c["prev_comm"]), _nonempty(c["next_comm"])
+        elif kd == _lp.WAKE or ev == "sched_process_exit":
+            aa = cid(c["tid"])
+        elif ev == "sched_process_fork":
+            aa, bb = cid(c["parent_tid"]), cid(c["child_tid"])
+        elif ev == "irq_entry":
+            aa = np.where(c["irq"] != 0, int(EdgeType.INTERRUPTED), int(EdgeType.TIMER))
+        elif ev == "softirq_entry":
+            lut = np.full(max(int(c["vec"].max()) + 1, 16), int(EdgeType.UNKNOWN), np.int64)
+            for v, lab in SOFTIRQ_LABELS.items():
+                lut[v] = int(lab)
+            aa = lut[np.clip(c["vec"].astype(np.int64), 0, lut.size - 1)]
+        elif ev == "hrtimer_entry":
+            aa = np.full(n, int(EdgeType.TIMER), np.int64)
+        elif ev == "vec_entry":
+            aa = np.array([int(vec_label.get(g, EdgeType.INTERRUPTED))
+                           for g in c["gid"].tolist()], np.int64)
+        seq.append(c["seq"])
+        kind.append(np.full(n, kd, np.int8))
+        t.append(_i64(c["timestamp"]))
+        cpu.append(_i64(c["cpu"]))
+        a.append(np.asarray(aa, np.int64))
+        b.append(bb)
+        c_.append(cc)
+        a_ok.append(ao)
+        c_ok.append(co)
+        src.append(np.full(n, si, np.int64))
+        row.append(np.arange(n, dtype=np.int64))
+    order = _merge_order(np.concatenate(seq))
+    sizes = [x.size for x in seq]
+    n_of = {k: sum(n for n, kd in zip(sizes, (p[1] for p in parts), strict=True) if kd == k)
+            for k in (_lp.SWITCH, _lp.WAKE, _lp.FORK, _lp.EXIT)}
+    n_new = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + n_of[_lp.FORK]
+    max_keys = min(n_new, n_distinct + n_of[_lp.EXIT] + 1) + 1
+    max_edges = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + max_keys + 1
+    cpu_a = np.concatenate(cpu)
+    n_cpus = int(cpu_a.max()) + 1 if cpu_a.size else 1
+    out = _lp.build_loop(order, np.concatenate(kind), np.concatenate(t), cpu_a,
+                         np.concatenate(a), np.concatenate(b), np.concatenate(c_),
+                         np.concatenate(a_ok), np.concatenate(c_ok), n_tids, zero, n_cpus,
+                         max_keys, max_edges, last_ts)
+    k_tid = out[1] if uniq is None else uniq[out[1]]
+    # comm of each task: the last non-empty name seen for it (see the loop's comm fields)
+    src_m, row_m = np.concatenate(src), np.concatenate(row)
+    names = ("prev_comm", "next_comm", "comm", "child_comm")
+    comms = []
+    for ev_i, f in zip(out[3].tolist(), out[4].tolist(), strict=True):
+        col = parts[int(src_m[ev_i])][2][names[f]]
+        comms.append(str(col[int(row_m[ev_i])] or ""))
+    return _graph(ts, first_ts, last_ts, comms, k_tid, out[2], list(out[5:]))
 
-    add("sched_switch", _SWITCH)
-    for e in wake_events:
-        add(e, _WAKE)
-    add("sched_process_fork", _FORK)
-    add("sched_process_exit", _EXIT)
-    add("irq_entry", _IN_IRQ)
-    add("irq_exit", _OUT_IRQ)
-    add("softirq_entry", _IN_SOFT)
-    add("softirq_exit", _OUT_SOFT)
-    add("hrtimer_entry", _IN_CTX)
-    add("hrtimer_exit", _OUT_CTX)
-    add("vec_entry", _IN_CTX)
-    add("vec_exit", _OUT_CTX)
-    b = _Builder()
-    if seqs:
-        seq = np.concatenate(seqs)
-        src = np.concatenate([np.full(s.size, i, np.int16) for i, s in enumerate(seqs)])
-        row = np.concatenate(rows)
-        order = np.argsort(seq, kind="stable")
-        src_l, row_l = src[order].tolist(), row[order].tolist()
-        kind_of = [int(k[0]) for k in kinds]
-        # per source, plain Python lists of the fields the loop needs
-        lists: list[dict[str, list[Any]]] = []
-        for ev in srcs:
-            c = cols[ev]
-            lists.append({f: v.tolist() for f, v in c.items() if f != "seq"})
-        vec_label = _vector_labels(ts, cols.get("vec_entry"))
-        for si, ri in zip(src_l, row_l, strict=True):
-            d = lists[si]
-            kind = kind_of[si]
-            t = int(d["timestamp"][ri])
-            cpu = int(d["cpu"][ri])
-            if kind == _SWITCH:
-                b.switch(t, cpu, int(d["prev_tid"][ri]), str(d["prev_comm"][ri] or ""),
-                         int(d["prev_state"][ri]), int(d["next_tid"][ri]),
-                         str(d["next_comm"][ri] or ""))
-            elif kind == _WAKE:
-                b.wake(t, cpu, int(d["tid"][ri]), str(d["comm"][ri] or ""))
-            elif kind == _FORK:
-                b.fork(t, int(d["parent_tid"][ri]), int(d["child_tid"][ri]),
-                       str(d["child_comm"][ri] or ""))
-            elif kind == _EXIT:
-                b.exit(t, int(d["tid"][ri]))
-            elif kind == _IN_IRQ:
-                irq = int(d["irq"][ri])
-                b.ctx.setdefault(cpu, []).append(EdgeType.INTERRUPTED if irq != 0 else EdgeType.TIMER)
-            elif kind == _IN_SOFT:
-                vec = int(d["vec"][ri])
-                b.ctx.setdefault(cpu, []).append(SOFTIRQ_LABELS.get(vec, EdgeType.UNKNOWN))
-            elif kind == _IN_CTX:
-                if srcs[si] == "hrtimer_entry":
-                    b.ctx.setdefault(cpu, []).append(EdgeType.TIMER)
-                else:
-                    b.ctx.setdefault(cpu, []).append(vec_label.get(int(d["gid"][ri]),
-                                                                   EdgeType.INTERRUPTED))
-            else:  # an exit of an interrupt context
-                stack = b.ctx.get(cpu)
-                if stack:
-                    stack.pop()
-    # close the chains of live tasks at the end of the trace
-    for k in range(len(b.tids)):
-        b.close(k, last_ts)
-    return _finish(b, ts, first_ts, last_ts)
+
+def _graph(ts: TraceSet, first_ts: int, last_ts: int, comms: list[str], k_tid: np.ndarray,
+           creator: np.ndarray, edges: list[np.ndarray]) -> ExecutionGraph:
+    task, start, end, typ, waker, cpu = edges
+    order = _lp.group_by_task(task, int(k_tid.size))
+    task = task[order]
+    offsets = np.searchsorted(task, np.arange(k_tid.size + 1), side="left").astype(np.int64)
+    hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
+    return ExecutionGraph(
+        hostname=",".join(hosts), task_tid=k_tid.astype(np.int64), task_comm=comms,
+        task_creator=creator.astype(np.int64), edge_task=task.astype(np.int64),
+        edge_start=start[order].astype(np.int64), edge_end=end[order].astype(np.int64),
+        edge_type=typ[order].astype(np.int8), edge_waker=waker[order].astype(np.int64),
+        edge_cpu=cpu[order].astype(np.int64), offsets=offsets, first_ts=first_ts,
+        last_ts=last_ts)
 
 
 def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int, EdgeType]:
@@ -379,27 +388,3 @@ def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int
         else:
             out[gid] = EdgeType.INTERRUPTED
     return out
-
-
-def _finish(b: _Builder, ts: TraceSet, first_ts: int, last_ts: int) -> ExecutionGraph:
-    task = np.array(b.e_task, np.int64)
-    start = np.array(b.e_start, np.int64)
-    order = np.lexsort((start, task))
-    task = task[order]
-    n_tasks = len(b.tids)
-    offsets = np.searchsorted(task, np.arange(n_tasks + 1), side="left").astype(np.int64)
-    hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
-    return ExecutionGraph(
-        hostname=",".join(hosts),
-        task_tid=np.array(b.tids, np.int64),
-        task_comm=list(b.comms),
-        task_creator=np.array(b.creator, np.int64),
-        edge_task=task,
-        edge_start=start[order],
-        edge_end=np.array(b.e_end, np.int64)[order],
-        edge_type=np.array(b.e_type, np.int8)[order],
-        edge_waker=np.array(b.e_waker, np.int64)[order],
-        offsets=offsets,
-        first_ts=first_ts,
-        last_ts=last_ts,
-    )

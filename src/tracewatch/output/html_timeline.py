@@ -4,11 +4,15 @@
 time), a thin band of overlaid labelled segments under each row (the guest task running) and
 marked intervals above it (preemptions); every element has a hover tooltip.  The mouse wheel
 zooms, dragging pans, double-click resets.  :func:`vm_timeline_html` builds those rows from a
-:class:`tracewatch.vm.VmReport`.
+:class:`tracewatch.vm.VmReport`, plus one row per critical path given
+(:class:`tracewatch.critical.SystemPath`: segments coloured by resource, i.e. machine and
+task, the hover text naming the task, its state and the host thread holding the CPU);
+:func:`path_timeline_html` draws a path alone.
 
 The page embeds its data as JSON and draws an SVG: each row is a ``<g class="tl-row">`` with
-``data-label`` (and ``data-vm``/``data-vcpu`` for vCPU rows), so tests can count rows in the
-DOM.  Imports :mod:`tracewatch.vm` only (never the CLI).
+``data-label`` (and ``data-vm``/``data-vcpu`` for vCPU rows, ``data-path`` = the TID for a
+path row), so tests can count rows in the DOM.  Imports :mod:`tracewatch.vm` and
+:mod:`tracewatch.critical` (never the CLI).
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..critical.cross import SystemPath
 from ..vm import HALTED, IDLE, IN_HYPERVISOR, PREEMPTED, RUNNING, VmReport, culprit_text
 from ..vm.vcpu import BASE_MASK, state_name
 
-__all__ = ["TimelineRow", "render_timeline", "vm_timeline_html", "STATE_COLORS"]
+__all__ = ["TimelineRow", "render_timeline", "vm_timeline_html", "STATE_COLORS", "path_rows",
+           "path_timeline_html"]
+
+#: colours of the resources of a critical path (cycled)
+PATH_PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#843c39", "#7b4173"]
 
 #: state class -> colour (the legend of vCPU rows)
 STATE_COLORS: dict[str, str] = {
@@ -117,9 +127,12 @@ draw();
 
 
 def render_timeline(title: str, rows: Sequence[TimelineRow], start: int, end: int,
-                    colors: dict[str, str] | None = None, notes: Sequence[str] = ()) -> str:
-    """The HTML page (a string) of ``rows`` over [start, end] (ns)."""
+                    colors: dict[str, str] | None = None, notes: Sequence[str] = (),
+                    labels: dict[str, str] | None = None) -> str:
+    """The HTML page (a string) of ``rows`` over [start, end] (ns); ``labels`` names colour
+    classes in the legend (default: the class itself)."""
     cols = dict(colors or STATE_COLORS)
+    labels = labels or {}
     data: dict[str, Any] = {
         "t0": 0, "t1": end - start, "colors": cols,  # times relative to ``start``
         "rows": [{"label": r.label, "attrs": r.attrs,
@@ -128,8 +141,8 @@ def render_timeline(title: str, rows: Sequence[TimelineRow], start: int, end: in
                   "mk": [[s - start, e - start, tip] for s, e, tip in r.marks]}
                  for r in rows]}
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(k)}</span>'
-                     for k, c in cols.items())
+    legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(labels.get(k, k))}'
+                     '</span>' for k, c in cols.items())
     legend += ('<span><i style="background:#d7263d;height:5px"></i>preemption (hover: '
                'culprit)</span><span>thin band: guest task</span>')
     note_html = "".join(f"<div>{html.escape(n)}</div>" for n in notes)
@@ -153,8 +166,47 @@ def _state_class(bits: int) -> str:
     return "RUNNING" if base == RUNNING else "IDLE" if base == IDLE else "UNKNOWN"
 
 
-def vm_timeline_html(report: VmReport, title: str = "tracewatch vm: vCPU timeline") -> str:
-    """One row per vCPU of every VM: state, guest task band, preemptions with culprits."""
+def path_rows(paths: Sequence[SystemPath]) -> tuple[list[TimelineRow], dict[str, str],
+                                                     dict[str, str]]:
+    """One row per critical path (segments coloured by resource: machine and task), with
+    the colour classes (``cp-N``) and their legend labels."""
+    colors: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    cls: dict[tuple[str, str, int], str] = {}
+    rows = []
+    for p in paths:
+        segs: list[tuple[int, int, str, str]] = []
+        ov: list[tuple[int, int, str, str]] = []
+        for r in p.intervals.rows():
+            where = f"VM {r['vm']}" if r["vm"] else f"Host {r['machine']}"
+            key = (where, r["comm"], int(r["tid"]))
+            c = cls.get(key)
+            if c is None:
+                c = cls[key] = f"cp-{len(cls)}"
+                colors[c] = PATH_PALETTE[(len(cls) - 1) % len(PATH_PALETTE)]
+                labels[c] = f"path: {where} {r['comm']} {r['tid']}"
+            held = f" (host thread {r['host_tid']} on the CPU)" if r["host_tid"] >= 0 else ""
+            segs.append((int(r["start"]), int(r["end"]), c,
+                         f"{where}: {r['comm']} {r['tid']} {r['state']}{held}"))
+            if r["state"] != "RUNNING":
+                ov.append((int(r["start"]), int(r["end"]), r["state"], r["state"]))
+        label = f"path {p.comm} {p.tid}"
+        rows.append(TimelineRow(label, segs, ov, [],
+                                {"path": str(p.tid), "machine": p.vm or p.machine}))
+    return rows, colors, labels
+
+
+def path_timeline_html(p: SystemPath, title: str | None = None) -> str:
+    """A page with the critical path ``p`` alone."""
+    rows, colors, labels = path_rows([p])
+    return render_timeline(title or f"tracewatch critical-path: {p.comm} {p.tid}", rows,
+                           p.begin, max(p.end, p.begin + 1), colors, p.notes, labels)
+
+
+def vm_timeline_html(report: VmReport, title: str = "tracewatch vm: vCPU timeline",
+                     paths: Sequence[SystemPath] = ()) -> str:
+    """One row per vCPU of every VM: state, guest task band, preemptions with culprits; then
+    one row per critical path of ``paths``."""
     st = report.states
     rows: list[TimelineRow] = []
     for v in st.vcpus:
@@ -176,4 +228,6 @@ def vm_timeline_html(report: VmReport, title: str = "tracewatch vm: vCPU timelin
                  for r in v.preemptions.rows()]
         rows.append(TimelineRow(f"{v.vm} vCPU {v.vcpu}", segs, ov, marks,
                                 {"vm": v.vm, "vcpu": str(v.vcpu), "tid": str(v.tid)}))
-    return render_timeline(title, rows, st.start, max(st.end, st.start + 1), notes=report.notes)
+    prow, pcol, plab = path_rows(paths)
+    return render_timeline(title, rows + prow, st.start, max(st.end, st.start + 1),
+                           {**STATE_COLORS, **pcol}, report.notes, plab)

@@ -34,12 +34,13 @@ from .model import (
     gebai2014,
     parse_duration,
     parse_hog,
+    paths,
 )
 from .scheduler import build_host, run_until
 from .truth import GuestClock, build_truth
 
 __all__ = ["simulate", "SimResult", "Scenario", "GuestSpec", "GuestTaskSpec", "HostTaskSpec",
-           "build_scenario", "gebai2014", "parse_duration", "parse_hog", "SCENARIOS"]
+           "build_scenario", "gebai2014", "paths", "parse_duration", "parse_hog", "SCENARIOS"]
 
 
 @dataclass

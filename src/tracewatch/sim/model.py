@@ -18,7 +18,7 @@ from typing import Literal
 from ..errors import TracewatchError
 
 __all__ = ["GuestSpec", "GuestTaskSpec", "HostTaskSpec", "Scenario", "build_scenario",
-           "gebai2014", "parse_duration", "parse_hog", "SCENARIOS"]
+           "gebai2014", "paths", "parse_duration", "parse_hog", "SCENARIOS"]
 
 MS = 1_000_000
 US = 1_000
@@ -27,7 +27,7 @@ S = 1_000_000_000
 #: CTF clock origin of the host trace (seconds since the epoch)
 HOST_EPOCH_S = 1_700_000_000
 
-GuestTaskKind = Literal["periodic", "bursty", "sleeper"]
+GuestTaskKind = Literal["periodic", "bursty", "sleeper", "waiter", "client", "server"]
 HostTaskKind = Literal["hog", "periodic", "irq"]
 
 
@@ -39,8 +39,16 @@ class GuestTaskSpec:
     sleeps in nanosleep until the next period (the critical task of the use case).
     ``bursty`` (cc-like): runs ``work`` ns, writes, blocks in read for ``io`` ns, repeats.
     ``sleeper``: runs ``work`` ns, then nanosleep for ``period`` ns.
-    ``jitter`` is the relative spread of ``work`` (uniform +-).  ``critical`` tasks get
-    per-execution records in the ground truth."""
+    ``waiter``: blocked in futex until another task of its guest (same vCPU) wakes it, runs
+    ``work`` ns, blocks again.  ``client``: like periodic, but after ``work`` ns it sends a
+    request (``inet_sock_local_out`` in task context) to task ``peer_tid`` of the peer guest,
+    blocks in read until the reply arrives (NET_RX softirq), runs ``io`` ns, then sleeps until
+    its next period.  ``server``: blocked in read until a request arrives, runs ``work`` ns,
+    sends the reply to the requesting task, blocks again.  ``wakes`` > 0: at the end of each
+    run the task wakes (futex, task context) the task of that tid on the same vCPU if it is
+    waiting.  ``jitter`` is the relative spread of ``work`` (uniform +-).  ``critical`` tasks
+    get per-execution records in the ground truth; ``log`` tasks get their true critical paths
+    (see :mod:`tracewatch.sim.truth`); a wakeup chain or request needs every task on it logged."""
 
     tid: int
     comm: str
@@ -53,6 +61,9 @@ class GuestTaskSpec:
     phase: int = 0
     critical: bool = False
     sys_every: int = 0
+    wakes: int = 0
+    peer_tid: int = 0
+    log: bool = False
 
 
 @dataclass
@@ -146,6 +157,12 @@ class Scenario:
             for t in g.tasks:
                 if not 0 <= t.vcpu < g.vcpus:
                     raise TracewatchError(f"guest {g.name}: task {t.comm} on missing vCPU")
+                if t.wakes and not any(o.tid == t.wakes and o.vcpu == t.vcpu
+                                       for o in g.tasks):
+                    raise TracewatchError(f"guest {g.name}: task {t.comm} wakes {t.wakes}, "
+                                          "not a task of its vCPU")
+                if t.kind == "client" and not t.peer_tid:
+                    raise TracewatchError(f"guest {g.name}: client {t.comm} needs peer_tid")
         for h in self.host_tasks:
             if not 0 <= h.cpu < self.cpus:
                 raise TracewatchError(f"host task {h.comm}: missing CPU {h.cpu}")
@@ -287,4 +304,50 @@ def gebai2014(duration: int = 2 * S, seed: int = 0, hogs: list[str] | None = Non
     return sc
 
 
-SCENARIOS = {"generic": build_scenario, "gebai2014": gebai2014}
+def paths(duration: int = 1 * S, seed: int = 0, hogs: list[str] | None = None) -> Scenario:
+    """Critical path ground truth (every task on a path is ``log``-ged): guest "front" runs
+    a ``client`` ``curl`` (500, every 40 ms) on vCPU 0 that asks ``httpd`` (600) in guest
+    "back" over TCP, and on vCPU 1 a wakeup chain: ``ticker`` (510, timer every 30 ms) wakes
+    ``relay`` (511) which wakes ``sink`` (512); "back" also runs a bursty ``cc``.  ``burnP6``
+    (nice -20) on host CPU 0 preempts the client's vCPU; front's vCPU 1 and back's vCPU share
+    CPU 1.  Guest clocks equal the host's (offset 0, no drift): guest times are exact host
+    times (analyse with the identity clock mapping)."""
+    front = GuestSpec(
+        name="front", vcpus=2, vm_uid=2001, qemu_pid=9100, vcpu_tids=[9110, 9111],
+        vcpu_cpus=[0, 1], sync_period=50 * MS,
+        tasks=[GuestTaskSpec(tid=500, comm="curl", vcpu=0, kind="client", work=2 * MS,
+                             io=1 * MS, period=40 * MS, phase=4 * MS, peer_tid=600,
+                             jitter=0.3, sys_every=300 * US, log=True),
+               GuestTaskSpec(tid=505, comm="cc", vcpu=0, kind="bursty", work=3 * MS,
+                             io=12 * MS, jitter=0.5, phase=2 * MS, sys_every=200 * US, log=True),
+               GuestTaskSpec(tid=510, comm="ticker", vcpu=1, kind="periodic", work=1 * MS,
+                             period=30 * MS, phase=3 * MS, wakes=511, jitter=0.2,
+                             sys_every=400 * US, log=True),
+               GuestTaskSpec(tid=511, comm="relay", vcpu=1, kind="waiter", work=2 * MS,
+                             wakes=512, jitter=0.2, sys_every=400 * US, log=True),
+               GuestTaskSpec(tid=512, comm="sink", vcpu=1, kind="waiter", work=1500 * US,
+                             jitter=0.2, sys_every=400 * US, log=True)])
+    back = GuestSpec(
+        name="back", vcpus=1, vm_uid=2002, qemu_pid=9200, vcpu_tids=[9210], vcpu_cpus=[1],
+        sync_period=50 * MS,
+        tasks=[GuestTaskSpec(tid=600, comm="httpd", vcpu=0, kind="server", work=3 * MS,
+                             jitter=0.3, sys_every=300 * US, log=True),
+               GuestTaskSpec(tid=605, comm="cc", vcpu=0, kind="bursty", work=2 * MS,
+                             io=15 * MS, jitter=0.5, phase=6 * MS, sys_every=200 * US, log=True)])
+    host = [HostTaskSpec(tid=30672, comm="burnP6", cpu=0, kind="hog", prio=0, on=4 * MS,
+                         off=9 * MS, phase=20 * MS),
+            HostTaskSpec(tid=772, comm="irq/46-eth0", cpu=1, kind="irq", prio=-51,
+                         work=15 * US, period=6 * MS),
+            HostTaskSpec(tid=40, comm="kworker/0:1", cpu=0, kind="periodic", work=12 * US,
+                         period=4 * MS, phase=1 * MS),
+            HostTaskSpec(tid=41, comm="kworker/1:1", cpu=1, kind="periodic", work=9 * US,
+                         period=4 * MS, phase=2 * MS)]
+    for j, h in enumerate(hogs or []):
+        host.append(parse_hog(h, 31_000 + j, 2))
+    sc = Scenario(cpus=2, duration=duration, guests=[front, back], host_tasks=host,
+                  seed=seed, hostname="host", name="paths")
+    sc.validate()
+    return sc
+
+
+SCENARIOS = {"generic": build_scenario, "gebai2014": gebai2014, "paths": paths}

@@ -103,7 +103,7 @@ class GTask:
     __slots__ = ("spec", "tid", "comm", "key", "rem", "slice_left", "t_in", "pend_real",
                  "pend_pre", "pend_hv", "real", "apparent", "steal", "hv", "runs", "woken",
                  "exec", "execs", "next_period", "sys_left", "fx_in", "fx_out",
-                 "wake_vals")
+                 "wake_vals", "waiting", "phase2", "reply_to", "log", "vm")
 
     def __init__(self, spec: GuestTaskSpec, vm: str) -> None:
         self.spec = spec
@@ -125,21 +125,32 @@ class GTask:
         self.fx_out = {"ret": 0, "uaddr": uaddr, "uaddr2": 0}
         self.wake_vals = {"comm": self.comm, "tid": spec.tid, "prio": 20,
                           "target_cpu": spec.vcpu}
+        self.vm = vm
+        #: blocked and waiting for a wakeup of the new kinds ("futex", "net"), else ""
+        self.waiting = "futex" if spec.kind in ("waiter", "server") else ""
+        if spec.kind == "server":
+            self.waiting = "net"
+        self.phase2 = False  # client: waiting for / handling the reply
+        self.reply_to: GTask | None = None  # server: task of the request being served
+        #: ground-truth transitions (time, "in" / "out" / "wake", info) of a ``log`` task
+        self.log: list[tuple[int, str, Any]] | None = [] if spec.log else None
 
 
 class Packet:
     """A TCP segment between two guests (ground truth: host send/receive times)."""
 
-    __slots__ = ("src", "dst", "vals", "send", "recv", "due")
+    __slots__ = ("src", "dst", "vals", "send", "recv", "due", "sender", "wake")
 
     def __init__(self, src: GuestRt, dst: GuestRt, vals: dict[str, int], send: int,
-                 due: int) -> None:
+                 due: int, sender: GTask | None = None, wake: GTask | None = None) -> None:
         self.src = src
         self.dst = dst
         self.vals = vals
         self.send = send
         self.recv = -1
         self.due = due
+        self.sender = sender  # the guest task that sent it (task context), None: softirq
+        self.wake = wake  # the task of dst woken by its arrival (if waiting for it)
 
 
 class GuestRt:
@@ -159,6 +170,7 @@ class GuestRt:
         #: delivers them between time steps)
         self.outbox: list[Packet] = []
         self.tasks = [GTask(t, spec.name) for t in spec.tasks]
+        self.by_tid = {t.tid: t for t in self.tasks}
         self.vcpus: list[VCpu] = []
 
 
@@ -222,6 +234,11 @@ class VCpu:
         self.sync_open: list[int] = []
         self.entry_vals = {"vcpu_id": idx}
         self.keys: dict[CulpritKey, CulpritKey] = {}  # interned culprit keys
+        #: ground truth of the vCPU's modes when one of its tasks is ``log``-ged: (start, end,
+        #: "G" guest mode / "H" hypervisor / "P" preempted / "O" off, culprit key)
+        self.vlog: list[list[Any]] | None = None
+        if any(t.spec.log and t.spec.vcpu == idx for t in guest.tasks):
+            self.vlog = []
 
 
 class PCpu:
@@ -319,9 +336,11 @@ class PCpu:
         dt = t - v.acc_t
         if dt <= 0:
             return
-        v.acc_t = t
         cur = v.cur
         m = v.mode
+        if v.vlog is not None:
+            self.vlog_add(v, t)
+        v.acc_t = t
         if m == GUEST:
             if cur is not None:
                 cur.pend_real += dt
@@ -353,6 +372,23 @@ class PCpu:
                 ex = task.exec
                 if ex is not None:
                     ex.gwait[gk] = ex.gwait.get(gk, 0) + dt
+
+    def vlog_add(self, v: VCpu, t: int) -> None:
+        m = v.mode
+        if m == GUEST:
+            code, key = "G", None
+        elif m == HV:
+            code, key = "H", None
+        elif v.preempt_iv is not None:
+            code, key = "P", self.cur_key()
+        else:
+            code, key = "O", None
+        lg = v.vlog
+        assert lg is not None
+        if lg and lg[-1][1] == v.acc_t and lg[-1][2] == code and lg[-1][3] == key:
+            lg[-1][1] = t
+        else:
+            lg.append([v.acc_t, t, code, key])
 
     # -- host scheduling
     def switch(self, nxt: HThread | None, prev_state: int) -> None:
@@ -545,15 +581,56 @@ class PCpu:
         v.tseq += 1
         heapq.heappush(v.timers, (due, v.tseq, kind, task))
 
-    def gwake(self, v: VCpu, task: GTask) -> None:
+    def gwake(self, v: VCpu, task: GTask, cause: tuple[Any, ...] = ("timer",)) -> None:
         vals = task.wake_vals
+        if task.log is not None:
+            task.log.append((self.now, "wake", cause))
         self.gemit(v, G_WAKING, vals)
         self.step(100, 300)
         self.gemit(v, G_WAKEUP, vals)
         sp = task.spec
-        task.rem = max(10 * US, int(sp.work * (1 + sp.jitter * (2 * self.rand() - 1))))
+        work = sp.io if sp.kind == "client" and task.phase2 else sp.work
+        task.rem = max(10 * US, int(work * (1 + sp.jitter * (2 * self.rand() - 1))))
         task.woken = True
+        task.waiting = ""
         v.rq.append(task)
+
+    def tcp_send(self, v: VCpu, task: GTask, wake: GTask | None) -> None:
+        """Send one TCP segment to the peer guest from task context (write syscall)."""
+        g = v.guest
+        peer = g.peer
+        assert peer is not None, f"guest {g.name} has no peer for {task.comm}"
+        vals = {"seq": g.seq & 0xFFFFFFFF, "ack_seq": g.ack & 0xFFFFFFFF, "flags": 0x18,
+                "saddr": g.ip, "daddr": peer.ip}
+        g.seq += 1448
+        self.gemit(v, G_WR_IN, _WR_IN)
+        self.step()
+        self.gemit(v, G_TCP_OUT, vals)
+        pkt = Packet(g, peer, vals, self.now, self.now + self.r(20 * US, 150 * US), task, wake)
+        g.sent.append(pkt)
+        g.outbox.append(pkt)
+        self.step()
+        self.gemit(v, G_WR_OUT, _WR_OUT)
+        self.step()
+
+    def block(self, v: VCpu, task: GTask, waiting: str) -> None:
+        """The current task blocks (read / futex) waiting for ``waiting``."""
+        self.gemit(v, G_RD_IN if waiting == "net" else G_FX_IN,
+                   _RD_IN_BLOCK if waiting == "net" else task.fx_in)
+        task.waiting = waiting
+        self.step()
+        self.gswitch(v, self.gpick(v), 1)
+
+    def wake_task(self, v: VCpu, waker: GTask) -> None:
+        """Task-context futex wake of the task ``waker.spec.wakes`` (if it waits)."""
+        target = v.guest.by_tid.get(waker.spec.wakes)
+        self.gemit(v, G_FX_IN, waker.fx_in)
+        self.step()
+        if target is not None and target.waiting == "futex":
+            self.gwake(v, target, ("task", waker))
+            self.step()
+        self.gemit(v, G_FX_OUT, waker.fx_out)
+        self.step()
 
     def entry_work(self, v: VCpu) -> None:
         self.step(200, 600)
@@ -587,12 +664,18 @@ class PCpu:
                 task.recv = self.now
                 g.ack = task.vals["seq"] + 1448
                 self.step()
+                w = task.wake
+                if w is not None and w.waiting == "net":
+                    if w.spec.kind == "server":
+                        w.reply_to = task.sender
+                    self.gwake(v, w, ("net", task))
+                    self.step()
                 self.gemit(v, G_SOFT_OUT, _SOFT_NET_RX)
             elif kind == T_IO:
                 assert task is not None
                 self.gemit(v, G_IRQ_IN, _IRQ11_IN)
                 self.step()
-                self.gwake(v, task)
+                self.gwake(v, task, ("irq",))
                 self.step()
                 self.gemit(v, G_IRQ_OUT, _IRQ11_OUT)
             else:
@@ -674,6 +757,10 @@ class PCpu:
         v.out.append((t, G_SWITCH, {"prev_comm": pc, "prev_tid": pt, "prev_prio": 20,
                                     "prev_state": prev_state, "next_comm": nc,
                                     "next_tid": nt, "next_prio": 20}))
+        if prev is not None and prev.log is not None:
+            prev.log.append((t, "out", prev_state))
+        if nxt is not None and nxt.log is not None:
+            nxt.log.append((t, "in", None))
         if prev is not None:
             prev.apparent += t - prev.t_in
             prev.real += prev.pend_real
@@ -700,8 +787,10 @@ class PCpu:
                 nxt.exec = Exec(t)
             self.step()
             kind = nxt.spec.kind
-            if kind == "bursty":
+            if kind == "bursty" or kind == "server" or (kind == "client" and nxt.phase2):
                 self.gemit(v, G_RD_OUT, _RD_OUT_BLOCK)
+            elif kind == "waiter":
+                self.gemit(v, G_FX_OUT, nxt.fx_out)
             else:
                 self.gemit(v, G_NS_OUT, _NS_OUT)
             if kind == "periodic":
@@ -753,8 +842,27 @@ class PCpu:
         task = v.cur
         assert task is not None
         sp = task.spec
+        if sp.wakes:
+            self.wake_task(v, task)
         now = self.now
-        if sp.kind == "periodic":
+        kind = sp.kind
+        if kind == "waiter":
+            self.block(v, task, "futex")
+            return
+        if kind == "server":
+            self.tcp_send(v, task, task.reply_to)
+            task.reply_to = None
+            self.block(v, task, "net")
+            return
+        if kind == "client" and not task.phase2:
+            task.phase2 = True
+            self.tcp_send(v, task, v.guest.peer.by_tid.get(sp.peer_tid)
+                          if v.guest.peer is not None else None)
+            self.block(v, task, "net")
+            return
+        if kind == "client":
+            task.phase2 = False
+        if sp.kind in ("periodic", "client"):
             nxt = task.next_period
             while nxt <= now + 10 * US:
                 nxt += sp.period
@@ -860,10 +968,10 @@ class PCpu:
             if th.vcpu is not None:
                 v = th.vcpu
                 for task in v.guest.tasks:
-                    if task.spec.vcpu == v.idx:
+                    if task.spec.vcpu == v.idx and task.spec.kind not in ("waiter", "server"):
                         kind = T_IO if task.spec.kind == "bursty" else T_TASK
                         due = task.spec.phase
-                        if task.spec.kind == "periodic":
+                        if task.spec.kind in ("periodic", "client"):
                             task.next_period = due + task.spec.period
                         self.gtimer(v, due, kind, task)
                 if v.idx == 0:
@@ -961,7 +1069,8 @@ def run_until(cpus: list[PCpu], guests: list[GuestRt], begin: int, end: int) -> 
         for g in guests:
             if g.outbox:
                 for pkt in g.outbox:
-                    v = pkt.dst.vcpus[0]
+                    w = pkt.wake
+                    v = pkt.dst.vcpus[w.spec.vcpu if w is not None else 0]
                     cpus[v.th.cpu].net_deliver(v, pkt, t + 1)
                 g.outbox.clear()
 

@@ -38,6 +38,17 @@ Schema (``machines`` maps ``host`` and ``guest-NAME`` to):
   (inet_sock_local_out; ``dst`` machine, ``seq``, ``ack_seq``, ``flags``, ``saddr``,
   ``daddr``, host times ``send`` and ``recv`` of the peer's inet_sock_local_in, null if
   still in flight at the end).
+
+Guests with ``log`` tasks also get ``critical_paths``: for each such task, every *cycle*
+(from one of its blocking switch-outs to the next) with its true critical path
+``intervals`` (``[start, end, machine, tid, comm, state, host_tid]``, contiguous, summing to
+the cycle): RUNNING slices of a guest task (``host_tid`` = its vCPU thread), the vCPU's
+hypervisor time (``host`` vCPU thread, IN_HYPERVISOR) and preempted time (the host thread
+that held the CPU, RUNNING, or for another VM's vCPU thread the guest task current on it at
+the end of the slice: ``host_tid`` = the thread holding the CPU), PREEMPTED while runnable in
+the guest, TIMER / INTERRUPTED waits; a wait a task ended (futex wake) is replaced by the
+waker's path since the wait began, a wait for a packet by the sender's path up to the send
+then NETWORK until the wakeup (the simulator knows who woke whom: no trace is read).
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from .model import HOST_EPOCH_S, GuestSpec, Scenario
-from .scheduler import CulpritKey, GuestRt, HThread, PCpu
+from .scheduler import CulpritKey, GTask, GuestRt, HThread, PCpu, VCpu
 
 __all__ = ["GuestClock", "culprit", "build_truth", "TRUTH_FORMAT"]
 
@@ -189,9 +200,166 @@ def build_truth(sc: Scenario, cpus: list[PCpu], guests: list[GuestRt],
             "vcpus": vcpus, "threads": tasks, "critical_executions": execs,
             "tcp_sent": [{"dst": f"guest-{p.dst.name}", **p.vals, "send": H + p.send,
                           "recv": H + p.recv if p.recv >= 0 else None} for p in g.sent]}
+        if any(t.log is not None for t in g.tasks):
+            machines[f"guest-{sp.name}"]["critical_paths"] = _paths(g, H, {v.th.tid: v for gg in guests for v in gg.vcpus})
     return {"format": TRUTH_FORMAT, "scenario": sc.name, "seed": sc.seed,
             "duration_ns": sc.duration, "host_origin_ns": H,
             "notes": "times: absolute host-clock ns; durations: ns; only intervals that "
                      "completed before the end of the simulation are listed",
             "events": counts, "total_events": sum(counts.values()), "machines": machines,
             "culprits": table}
+
+
+# -- true critical paths ------------------------------------------------------------------
+
+Iv = list[Any]  # [start, end, machine, tid, comm, state, host_tid]
+
+
+class _Unknown(Exception):
+    """The path reaches a time the logs do not cover."""
+
+
+def _states(task: GTask) -> list[tuple[int, int, str, Any]]:
+    """(start, end, RUN / PRE / BLK, cause) of a logged task, from its transitions."""
+    assert task.log is not None
+    out: list[tuple[int, int, str, Any]] = []
+    cur: tuple[int, str] | None = None
+    for t, what, info in task.log:
+        if cur is not None and t > cur[0]:
+            st = cur[1]
+            out.append((cur[0], t, st, info if st == "BLK" else None))
+        if what == "in":
+            cur = (t, "RUN")
+        elif what == "wake":
+            cur = (t, "PRE")
+        else:
+            cur = (t, "PRE" if info == 0 else "BLK")
+    return out
+
+
+def _culprit_ivs(s: int, e: int, key: CulpritKey, vcpus: dict[int, VCpu]) -> list[Iv]:
+    """What the thread that held the CPU over [s, e] ran.  For another VM's vCPU whose tasks
+    are all logged: its modes and guest tasks over time; else the guest task current at the
+    end of the slice (the accounting key)."""
+    if key[0] != "vm":
+        return [[s, e, "host", key[1], key[2], "RUNNING", key[1]]]
+    vt = key[1]
+    ov = vcpus.get(vt)
+    if ov is not None and ov.vlog is not None and all(
+            t.log is not None for t in ov.guest.tasks if t.spec.vcpu == ov.idx):
+        runs = sorted((a, b, t) for t in ov.guest.tasks if t.spec.vcpu == ov.idx
+                      for a, b, st, _ in _states(t) if st == "RUN")
+        out: list[Iv] = []
+        for a, b, code, _ in ov.vlog:
+            a, b = max(a, s), min(b, e)
+            if b <= a:
+                continue
+            if code == "H":
+                out.append([a, b, "host", vt, ov.th.comm, "IN_HYPERVISOR", vt])
+                continue
+            t = a
+            for ra, rb, task in runs:
+                if rb <= t or ra >= b:
+                    continue
+                if ra > t:
+                    out.append([t, ra, "host", vt, ov.th.comm, "RUNNING", vt])
+                x = min(rb, b)
+                out.append([max(ra, t), x, f"guest-{task.vm}", task.tid, task.comm,
+                            "RUNNING", vt])
+                t = x
+            if t < b:
+                out.append([t, b, "host", vt, ov.th.comm, "RUNNING", vt])
+        return out
+    if key[3] > 0:
+        return [[s, e, f"guest-{key[2]}", key[3], key[4], "RUNNING", vt]]
+    return [[s, e, "host", vt, "qemu-system-x86", "RUNNING", vt]]
+
+
+def _overlay(task: GTask, v: VCpu, s: int, e: int, out: list[Iv],
+             vcpus: dict[int, VCpu]) -> None:
+    lg = v.vlog
+    assert lg is not None
+    m = f"guest-{task.vm}"
+    vt = v.th.tid
+    for a, b, code, key in lg:
+        if b <= s or a >= e:
+            continue
+        a, b = max(a, s), min(b, e)
+        if code == "G":
+            out.append([a, b, m, task.tid, task.comm, "RUNNING", vt])
+        elif code == "H":
+            out.append([a, b, "host", vt, v.th.comm, "IN_HYPERVISOR", vt])
+        elif code == "P":
+            out.extend(_culprit_ivs(a, b, key, vcpus))
+        else:
+            out.append([a, b, m, task.tid, task.comm, "UNKNOWN", vt])
+
+
+def _walk(g: GuestRt, task: GTask, lo: int, hi: int, vcpus: dict[int, VCpu],
+          depth: int = 0) -> list[Iv]:
+    """The true path of ``task`` over [lo, hi] (forward order)."""
+    if task.log is None or depth > 50:
+        raise _Unknown
+    states = _states(task)
+    if not states or states[0][0] > lo or states[-1][1] < hi:
+        raise _Unknown
+    m = f"guest-{task.vm}"
+    v = g.vcpus[task.spec.vcpu]
+    out: list[Iv] = []
+    for s, e, st, cause in states:
+        if e <= lo or s >= hi:
+            continue
+        a, b = max(s, lo), min(e, hi)
+        if st == "RUN":
+            _overlay(task, v, a, b, out, vcpus)
+        elif st == "PRE":
+            out.append([a, b, m, task.tid, task.comm, "PREEMPTED", -1])
+        elif cause[0] == "timer":
+            out.append([a, b, m, task.tid, task.comm, "TIMER", -1])
+        elif cause[0] == "task":
+            out.extend(_clip(_walk(g, cause[1], a, e, vcpus, depth + 1), b))
+        elif cause[0] == "net":
+            pkt = cause[1]
+            send = pkt.send
+            if send > a and pkt.sender is not None:
+                peer = pkt.src
+                out.extend(_clip(_walk(peer, pkt.sender, a, send, vcpus, depth + 1), b))
+            if max(a, send) < b:
+                out.append([max(a, send), b, m, task.tid, task.comm, "NETWORK", -1])
+        else:
+            out.append([a, b, m, task.tid, task.comm, "INTERRUPTED", -1])
+    return out
+
+
+def _clip(ivs: list[Iv], hi: int) -> list[Iv]:
+    return [[iv[0], min(iv[1], hi), *iv[2:]] for iv in ivs if iv[0] < hi]
+
+
+def _merge(ivs: list[Iv]) -> list[Iv]:
+    out: list[Iv] = []
+    for iv in ivs:
+        if iv[1] <= iv[0]:
+            continue
+        if out and out[-1][1] == iv[0] and out[-1][2:] == iv[2:]:
+            out[-1][1] = iv[1]
+        else:
+            out.append(list(iv))
+    return out
+
+
+def _paths(g: GuestRt, H: int, vcpus: dict[int, VCpu]) -> list[dict[str, Any]]:
+    """Every complete cycle of every logged task of ``g`` with its true path."""
+    out = []
+    for task in g.tasks:
+        if task.log is None:
+            continue
+        blocks = [t for t, what, info in task.log if what == "out" and info != 0]
+        for lo, hi in zip(blocks, blocks[1:], strict=False):
+            try:
+                ivs = _merge(_walk(g, task, lo, hi, vcpus))
+            except _Unknown:
+                continue
+            out.append({"tid": task.tid, "comm": task.comm, "start": H + lo, "end": H + hi,
+                        "duration": hi - lo,
+                        "intervals": [[H + a, H + b, *rest] for a, b, *rest in ivs]})
+    return out
