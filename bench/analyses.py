@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Speed of the kernel analyses against babeltrace2 reading the same trace, in the same run.
 
-For each analysis (cputop, sched, syscalls, irq): wall time in-process (trace opened, JIT
-warm, best of 3), events/s of the trace, the ratio to babeltrace2 merely reading the trace to
-its dummy sink, and the ratio to lttng-analyses' measured time on many-threads (3.7 s for
-cputop/sched/irq, 5.8 s for syscalls: ../shared/notes/references.md; lttng-analyses is not
-installable here, so that figure is the reference's, not re-measured). Traces: many-threads
-and a generated kernel-like trace (--events, default 10 million; --skip-generated to omit).
+For each analysis (cputop, sched, syscalls, irq, io): wall time in-process (opening the
+trace included, JIT warm, best of 3), events/s of the trace, the ratio to babeltrace2 merely
+reading the trace to its dummy sink, and the ratio to lttng-analyses' measured time on
+many-threads (3.7 s for cputop/sched/irq, 5.8 s for syscalls: ../shared/notes/references.md;
+lttng-analyses is not installable here, so that figure is the reference's, not re-measured;
+none for io). Traces: many-threads and a generated kernel-like trace (--events, default 10
+million; --skip-generated to omit).
 
     python bench/analyses.py [--events N] [--keep DIR] [--skip-generated]
 """
@@ -29,11 +30,13 @@ LTTNG_ANALYSES_S = {"cputop": 3.7, "sched": 3.7, "syscalls": 5.8, "irq": 3.7}
 
 def analyses() -> dict[str, Callable[[Any], Any]]:
     from tracewatch.analyses.cputop import cputop
+    from tracewatch.analyses.io import io_stats
     from tracewatch.analyses.irq import irq_stats
     from tracewatch.analyses.sched import sched_latencies
     from tracewatch.analyses.syscalls import syscall_stats
 
-    return {"cputop": cputop, "sched": sched_latencies, "syscalls": syscall_stats, "irq": irq_stats}
+    return {"cputop": cputop, "sched": sched_latencies, "syscalls": syscall_stats, "irq": irq_stats,
+            "io": io_stats}
 
 
 def best(fn: Callable[[], Any], n: int = 3) -> float:
@@ -45,11 +48,11 @@ def best(fn: Callable[[], Any], n: int = 3) -> float:
     return min(times)
 
 
-def babeltrace2_dummy(path: str) -> float:
+def babeltrace2_dummy(path: str, n: int = 2) -> float:
     def run() -> None:
         subprocess.run(["babeltrace2", "-o", "dummy", path], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return best(run, 2)
+    return best(run, n)
 
 
 def generate_kernel(path: Path, n_events: int) -> None:
@@ -103,18 +106,24 @@ def generate_kernel(path: Path, n_events: int) -> None:
 
 
 def report(label: str, path: str, reference: bool) -> None:
+    """Each analysis, and babeltrace2 measured again just before it: on a shared machine the
+    load changes from one minute to the next, adjacent runs compare fairly."""
     import tracewatch
 
     ts = tracewatch.open(path)
     n = sum(len(b) for b in ts.batches())  # warm-up: JIT cache, metadata cache
+    read = best(lambda: sum(len(b) for b in tracewatch.open(path).batches()))
     bt = babeltrace2_dummy(path)
-    print(f"\n== {label}: {n:,} events; babeltrace2 -o dummy {bt:.3f} s ({n / bt / 1e6:.2f} M ev/s)")
+    print(f"\n== {label}: {n:,} events; babeltrace2 -o dummy {bt:.3f} s ({n / bt / 1e6:.2f} M ev/s); "
+          f"tracewatch reading every event {read:.3f} s")
     for name, fn in analyses().items():
+        bt = babeltrace2_dummy(path)
         t = best(lambda fn=fn: fn(tracewatch.open(path)))  # type: ignore[misc]
-        line = (f"{name:9s} {t:7.3f} s  {n / t / 1e6:6.2f} M ev/s  vs babeltrace2 reading: {bt / t:5.2f}x")
-        if reference:
+        line = (f"{name:9s} {t:7.3f} s  {n / t / 1e6:6.2f} M ev/s  vs babeltrace2 reading "
+                f"({bt:.3f} s just before): {bt / t:5.2f}x")
+        if reference and name in LTTNG_ANALYSES_S:
             line += f"  vs lttng-analyses ({LTTNG_ANALYSES_S[name]} s): {LTTNG_ANALYSES_S[name] / t:5.1f}x"
-        print(line)
+        print(line, flush=True)
 
 
 def main() -> int:

@@ -36,6 +36,10 @@ def _same(a: Any, b: Any) -> None:
                     assert np.array_equal(x, y, equal_nan=True), (k, c)
                 else:
                     assert x.tolist() == y.tolist(), (k, c)
+        elif k == "fds" and v is not None:  # the fd table: arrays and lists
+            for f, x in vars(v).items():
+                y = getattr(w, f)
+                assert (np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y), (k, f)
         elif k != "threads":
             assert v == w or (v != v and w != w), k
 

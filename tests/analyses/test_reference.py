@@ -64,18 +64,22 @@ def test_cputop_per_cpu_differs_only_by_idle_before_first_switch(ts: tracewatch.
 
 
 def test_sched_per_tid_stats_match_reference(ts: tracewatch.TraceSet) -> None:
-    """count, min, avg, max, stdev and priorities of every one of the 418 TIDs are equal.
+    """count, min, avg, max, stdev, priorities and name of every one of the 418 TIDs are
+    equal, in lttng-schedstats' order.
 
-    Names differ for 63 TIDs (threads renamed between fork, exec and prctl): lttng-analyses
-    names a TID by its name when its stats entry was first created (possibly as a waker);
-    we name it by next_comm at its first counted switch-in. Not compared here (left to do).
+    Names: lttng-analyses names a TID by its name when its stats entry was created, at the
+    first latency where the TID is the woken thread or, earlier, the waker; 63 threads of this
+    trace (renamed after fork) are first met as wakers and keep their pre-rename name. Equal
+    names here check that rule (sched._lttng_names) against the reference.
     """
     ref = json.loads((REF / "schedstats.json").read_text())["results"][0]["data"]
     r = sched_latencies(ts)
     ours = {row["tid"]: row for row in r.per_tid.rows()}
     assert len(ours) == len(ref)
+    assert r.per_tid["tid"].tolist() == [x[0]["tid"] for x in ref]
     for x in ref:
         o = ours[x[0]["tid"]]
+        assert o["comm"] == x[0]["name"]
         assert o["count"] == x[1]["value"]
         assert o["min_ns"] == x[2]["value"]
         assert o["avg_ns"] == pytest.approx(x[3]["value"], rel=1e-12)

@@ -1,13 +1,15 @@
 """Grouped statistics with NumPy (count, min, mean, max, sample standard deviation).
 
-Private helper of the analyses; imports only NumPy.
+Private helper of the analyses; imports NumPy and :mod:`tracewatch.kernel.fast`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["group_stats"]
+from ..kernel.fast import dense_index
+
+__all__ = ["group_stats", "histogram", "groups"]
 
 
 def group_stats(group: np.ndarray, values: np.ndarray, ngroups: int) -> dict[str, np.ndarray]:
@@ -56,3 +58,15 @@ def histogram(values: np.ndarray, resolution: int, lo: int | None = None, hi: in
     idx = np.minimum((inside - lo_) // width, resolution - 1)
     counts = np.bincount(idx, minlength=resolution)[:resolution].astype(np.int64)
     return {"lo_ns": edges[:-1], "hi_ns": edges[1:], "count": counts}
+
+
+def groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values in order of first appearance, position of each one's first
+    appearance, group index of each element): np.unique's (values, index, inverse) without a
+    sort when the values are small non-negative integers."""
+    (inv,), keys = dense_index([values])
+    if inv.size == 0:
+        return keys, np.zeros(0, np.int64), inv
+    new = np.ones(inv.size, bool)
+    new[1:] = inv[1:] > np.maximum.accumulate(inv)[:-1]
+    return keys, np.flatnonzero(new), inv

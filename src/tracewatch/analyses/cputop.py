@@ -9,7 +9,8 @@ each usage is divided by its duration. A CPU is busy while its current task is n
 idle task (swapper, tid 0), which never appears in the per-thread table. Total usage is the
 mean of the per-CPU usages.
 
-All of it is computed with NumPy on the ``sched_switch`` columns: no per-event Python loop.
+Computed in one compiled pass over the ``sched_switch`` columns (:mod:`._machines`): no
+per-event Python loop, no sort of the events; names are decoded only for the rows shown.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import (
     THREAD_EVENTS,
@@ -30,6 +32,7 @@ from ..kernel.state import (
     thread_table,
 )
 from . import Table
+from ._machines import cputop_run
 
 __all__ = ["CputopResult", "cputop", "cputop_periods", "cputop_from_columns", "NEEDED_EVENTS"]
 
@@ -79,7 +82,7 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     layout.require("cputop", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": _SWITCH_FIELDS, **THREAD_EVENTS,
                                           "sched_migrate_task": ("tid",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period)
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
 
 
 def cputop_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
@@ -97,70 +100,51 @@ def _isin(a: np.ndarray, values: Collection[int] | None) -> np.ndarray:
     return np.isin(a, np.fromiter(values, np.int64))
 
 
-def _clip(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Length of [a, b] within [lo, hi] (0 when disjoint)."""
-    return np.maximum(np.minimum(b, hi) - np.maximum(a, lo), 0)
+def _dense_cpus(cpu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dense index of each CPU value, the CPU values) for per-CPU state arrays."""
+    (ci,), ucpu = dense_index([cpu])
+    return ci, ucpu
 
 
 def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                         cpus: Collection[int] | None = None) -> CputopResult:
-    """:func:`cputop` on columns already read (must hold the sched_switch fields)."""
+    """:func:`cputop` on columns already read (must hold the sched_switch fields; text
+    fields as object arrays or interned codes)."""
     sw = kc.events["sched_switch"]
     threads = thread_table(kc)
     if kc.first_ts is None or kc.last_ts is None:
         lo = hi = 0
     else:
         lo, hi = kc.first_ts, kc.last_ts
-    seq, t, cpu = sw["seq"], sw["timestamp"], sw["cpu"].astype(np.int64)
+    t, cpu = sw["timestamp"].astype(np.int64), sw["cpu"].astype(np.int64)
     prev, nxt = sw["prev_tid"].astype(np.int64), sw["next_tid"].astype(np.int64)
-    n = seq.size
     tid_ok = _isin(nxt, tids)
+    prev_ok = _isin(prev, tids)
     cpu_ok = _isin(cpu, cpus)
+    (pi, ni), keys = dense_index([prev, nxt])
+    ci, ucpu_all = _dense_cpus(cpu)
+    usage_all, has, first_row, pg, pv, cusage_all, cpu_seen = cputop_run(
+        t, ci, pi, ni, prev, nxt, sw["next_prio"].astype(np.int64), tid_ok, cpu_ok, prev_ok,
+        keys.size, ucpu_all.size, lo, hi)
 
-    # ---- per thread: in/out events of each tid in trace order
-    k_tid = np.concatenate([nxt, prev])
-    k_seq = np.concatenate([seq, seq])
-    k_in = np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
-    k_row = np.concatenate([np.arange(n), np.arange(n)])
-    o = np.lexsort((k_seq, k_tid))
-    k_tid, k_in, k_row = k_tid[o], k_in[o], k_row[o]
-    has_next = np.zeros(o.size, bool)
-    has_next[:-1] = k_tid[1:] == k_tid[:-1]
-    nxt_is_out = np.zeros(o.size, bool)
-    nxt_is_out[:-1] = ~k_in[1:]
-    # a switch-in ends at the next event of the same tid if it is a switch-out, at the end
-    # of the range if there is none; if it is another switch-in (inconsistent trace), the
-    # time is lost, as in lttng-analyses (its start timestamp is overwritten)
-    has_prev = np.zeros(o.size, bool)
-    has_prev[1:] = k_tid[1:] == k_tid[:-1]
-    closed = k_in & has_next & nxt_is_out
-    open_ = k_in & ~has_next
-    # a thread switched out before any switch-in was running since before the first event
-    # read: it counts from the start of the range
-    early = ~k_in & ~has_prev
-    start = np.full(o.size, lo, np.int64)
-    stop = np.full(o.size, hi, np.int64)
-    nxt_row = np.zeros(o.size, np.int64)
-    nxt_row[:-1] = k_row[1:]
-    start[closed | open_] = t[k_row[closed | open_]]
-    stop[closed] = t[nxt_row[closed]]
-    stop[early] = t[k_row[early]]
-    valid = (closed | open_ | early) & (k_tid != 0)
-    valid &= cpu_ok[k_row] & np.where(k_in, tid_ok[k_row], _isin(k_tid, tids))
-    start = np.minimum(start, stop)
-    in_range = valid & (stop >= lo) & (start <= hi)
-    vt, vrow, vin = k_tid[in_range], k_row[in_range], k_in[in_range]
-    dur = _clip(start[in_range], stop[in_range], lo, hi)
-    # vt is sorted by tid, then trace order (rows): groups without a sort
-    utids, gstart, inv = _sorted_groups(vt)
-    usage = np.bincount(inv, weights=dur, minlength=utids.size).astype(np.int64)
+    # ---- per thread (those with a counted interval; the idle task never is)
+    sel = np.flatnonzero(has)
+    order = np.argsort(keys[sel], kind="stable")
+    sel = sel[order]
+    utids = keys[sel]
+    usage = usage_all[sel]
     duration = hi - lo
     ratio = usage / duration if duration > 0 else np.zeros(utids.size)
-    # comm: name it was first switched in with in the range (lttng-analyses'), prios: the
-    # distinct priorities it was switched in with, in order of appearance
-    r0 = vrow[gstart]
-    comm = np.where(nxt[r0] == utids, sw["next_comm"][r0], sw["prev_comm"][r0]).astype(object)
-    prios = _prio_texts(utids.size, inv[vin], sw["next_prio"][vrow[vin]].astype(np.int64))
+    # comm: name it was first switched in with in the range (lttng-analyses')
+    r0 = first_row[sel]
+    is_next = nxt[r0] == utids
+    comm = np.empty(utids.size, object)
+    comm[is_next] = texts(sw["next_comm"][r0[is_next]])
+    comm[~is_next] = texts(sw["prev_comm"][r0[~is_next]])
+    # prios: the distinct priorities it was switched in with, in order of appearance
+    gmap = np.full(keys.size, -1, np.int64)
+    gmap[sel] = np.arange(sel.size)
+    prios = _prio_texts(utids.size, gmap[pg], pv)
     mig = np.zeros(utids.size, np.int64)
     mt = kc.get("sched_migrate_task")
     if mt is not None and mt["seq"].size:
@@ -189,38 +173,15 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                          "ratio": pusage / duration if duration > 0 else np.zeros(upids.size)})
     per_process = per_process.take(np.lexsort((per_process["pid"], -per_process["usage_ns"])))
 
-    # ---- per CPU: consecutive sched_switches of each CPU
-    oc = np.lexsort((seq, cpu))
-    c_cpu, c_t, c_next, c_ok = cpu[oc], t[oc], nxt[oc], tid_ok[oc]
-    same = np.zeros(n, bool)
-    same[:-1] = c_cpu[1:] == c_cpu[:-1]
-    c_stop = np.full(n, hi, np.int64)
-    c_stop[:-1] = np.where(same[:-1], c_t[1:], hi)
-    busy = (c_next != 0) & c_ok
-    cdur = np.where(busy, _clip(c_t, c_stop, lo, hi), 0)
-    # before its first sched_switch, a CPU ran prev_tid since before the first event read
-    c_prev = prev[oc]
-    first = np.ones(n, bool)
-    first[1:] = c_cpu[1:] != c_cpu[:-1]
-    fbusy = first & (c_prev != 0) & _isin(c_prev, tids)
-    cdur = cdur + np.where(fbusy, _clip(np.full(n, lo), c_t, lo, hi), 0)
-    ucpu, _, cinv = _sorted_groups(c_cpu)
-    cusage = np.bincount(cinv, weights=cdur, minlength=ucpu.size).astype(np.int64)
-    keep = np.ones(ucpu.size, bool) if cpus is None else np.isin(ucpu, np.fromiter(cpus, np.int64))
+    # ---- per CPU
+    co = np.argsort(ucpu_all, kind="stable")
+    ucpu, cusage = ucpu_all[co], cusage_all[co]
+    keep = cpu_seen[co] & (np.ones(ucpu.size, bool) if cpus is None else np.isin(ucpu, np.fromiter(cpus, np.int64)))
     ucpu, cusage = ucpu[keep], cusage[keep]
     cratio = cusage / duration if duration > 0 else np.zeros(ucpu.size)
     per_cpu = Table({"cpu": ucpu, "usage_ns": cusage, "ratio": cratio})
     total = float(cratio.mean()) if cratio.size else 0.0
     return CputopResult(lo, hi, per_tid, per_process, per_cpu, total, threads)
-
-
-def _sorted_groups(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For a sorted array: its distinct values, the start of each run and the run index of
-    each element (what np.unique returns, without sorting)."""
-    new = np.ones(a.size, bool)
-    new[1:] = a[1:] != a[:-1]
-    starts = np.flatnonzero(new)
-    return a[starts], starts, np.cumsum(new) - 1
 
 
 def _prio_texts(ngroups: int, group: np.ndarray, prio: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ Definitions (lttng-analyses'):
 
 Interrupts are counted when their exit is in [begin, end]. Event names: LTTng's
 (``irq_handler_*``, ``irq_softirq_*``), also ``softirq_*`` and perf's ``irq:*``.
-Computed with NumPy (sorting by CPU, vector and trace order): no per-event Python loop.
+Paired in one compiled pass per kind in trace order (:mod:`._machines`): no per-event Python loop.
 
 Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never output or cli.
 """
@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
 from . import Table
+from ._machines import pair_hard_irqs, pair_soft_irqs
 from ._stats import group_stats, histogram
 
 __all__ = ["irq_histograms", "IrqResult", "irq_stats", "irq_periods", "irq_from_columns", "SOFTIRQ_NAMES", "NEEDED_EVENTS",
@@ -109,7 +111,7 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     wanted: dict[str, tuple[str, ...]] = {
         "irq_handler_entry": ("irq", "name"), "irq_handler_exit": ("irq",),
         "irq_softirq_raise": ("vec",), "irq_softirq_entry": ("vec",), "irq_softirq_exit": ("vec",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period)
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
 
 
 def irq_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
@@ -124,22 +126,6 @@ def irq_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | 
 
 def _empty(fields: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.zeros(0, v) for k, v in fields.items()}
-
-
-def _pairs(key: np.ndarray, seq: np.ndarray, is_exit: np.ndarray, same: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (entry, exit) where an entry is directly followed, in (key, seq) order, by an
-    exit of the same key (and the same ``same`` value when given)."""
-    o = np.lexsort((seq, key))
-    k, x = key[o], is_exit[o]
-    ok = np.zeros(o.size, bool)
-    if o.size > 1:
-        ok[1:] = x[1:] & ~x[:-1] & (k[1:] == k[:-1])
-        if same is not None:
-            s = same[o]
-            ok[1:] &= s[1:] == s[:-1]
-    xi = np.flatnonzero(ok)
-    return o[xi - 1], o[xi]
 
 
 def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
@@ -157,15 +143,11 @@ def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
                                          "name": np.empty(0, object)}
     hx = kc.get("irq_handler_exit") or _empty({"seq": np.int64, "timestamp": np.int64, "cpu": np.int32,
                                                "irq": np.int64})
-    n_e = he["seq"].size
-    cpu = np.concatenate([he["cpu"], hx["cpu"]]).astype(np.int64)
-    seq = np.concatenate([he["seq"], hx["seq"]])
-    nr = np.concatenate([he["irq"], hx["irq"]]).astype(np.int64)
-    is_exit = np.arange(seq.size) >= n_e
-    ei, xi = _pairs(cpu, seq, is_exit, nr)
-    xr = xi - n_e
+    (eci, xci), ucpu = dense_index([he["cpu"].astype(np.int64), hx["cpu"].astype(np.int64)])
+    ei, xr = pair_hard_irqs(he["seq"].astype(np.int64), eci, he["irq"].astype(np.int64),
+                            hx["seq"].astype(np.int64), xci, hx["irq"].astype(np.int64), ucpu.size)
     h_begin, h_end = he["timestamp"][ei], hx["timestamp"][xr]
-    h_nr, h_cpu, h_seq = he["irq"][ei].astype(np.int64), cpu[xi], hx["seq"][xr]
+    h_nr, h_cpu, h_seq = he["irq"][ei].astype(np.int64), hx["cpu"][xr].astype(np.int64), hx["seq"][xr]
     hk = (h_end >= lo) & (h_end <= hi) & want_hard
     if cpus is not None:
         hk &= np.isin(h_cpu, np.fromiter(cpus, np.int64))
@@ -176,13 +158,16 @@ def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
     unr, hinv = np.unique(h_nr, return_inverse=True)
     hst = group_stats(hinv, h_dur, unr.size)
     # name: that of the last entry of the IRQ (up to the end of the range)
-    names = np.empty(unr.size, object)
+    names = np.full(unr.size, "unknown", object)
     if unr.size:
-        m = he["timestamp"] <= hi
-        e_nr, e_name = he["irq"][m].astype(np.int64), he["name"][m]
-        for i, q in enumerate(unr.tolist()):
-            w = np.flatnonzero(e_nr == q)
-            names[i] = str(e_name[w[-1]]) if w.size else "unknown"
+        m = np.flatnonzero(he["timestamp"] <= hi)
+        e_nr = he["irq"][m].astype(np.int64)
+        pos = np.searchsorted(unr, e_nr)
+        ok = (pos < unr.size) & (unr[np.minimum(pos, unr.size - 1)] == e_nr)
+        last = np.full(unr.size, -1, np.int64)
+        np.maximum.at(last, pos[ok], m[ok])
+        has = last >= 0
+        names[has] = texts(he["name"][last[has]])
     hard = Table({"irq": unr, "name": names, **hst})
 
     # ---- soft IRQs
@@ -190,15 +175,13 @@ def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
     se = kc.get("irq_softirq_entry") or _empty(empty_v)
     sx = kc.get("irq_softirq_exit") or _empty(empty_v)
     sr = kc.get("irq_softirq_raise") or _empty(empty_v)
-    n_se = se["seq"].size
-    s_cpu = np.concatenate([se["cpu"], sx["cpu"]]).astype(np.int64)
-    s_vec = np.concatenate([se["vec"], sx["vec"]]).astype(np.int64)
-    s_seq = np.concatenate([se["seq"], sx["seq"]])
-    s_key = (s_cpu << 32) | s_vec
-    sei, sxi = _pairs(s_key, s_seq, np.arange(s_seq.size) >= n_se)
-    sxr = sxi - n_se
-    # raise of each entry: first raise of its (cpu, vec) after the previous entry of it
-    raise_ts = _raises(se, sr)
+    s_cpu = se["cpu"].astype(np.int64)
+    (k_e, k_x, k_r), ukey = dense_index([(se["cpu"].astype(np.int64) << 32) | se["vec"].astype(np.int64),
+                                         (sx["cpu"].astype(np.int64) << 32) | sx["vec"].astype(np.int64),
+                                         (sr["cpu"].astype(np.int64) << 32) | sr["vec"].astype(np.int64)])
+    sei, sxr, raise_ts = pair_soft_irqs(se["seq"].astype(np.int64), k_e, sx["seq"].astype(np.int64), k_x,
+                                        sr["seq"].astype(np.int64), k_r, sr["timestamp"].astype(np.int64),
+                                        ukey.size)
     s_begin, s_end = se["timestamp"][sei], sx["timestamp"][sxr]
     s_v, s_c, s_sq, s_raise = se["vec"][sei].astype(np.int64), s_cpu[sei], sx["seq"][sxr], raise_ts[sei]
     sk = (s_end >= lo) & (s_end <= hi) & want_soft
@@ -231,42 +214,6 @@ def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
                  "duration_ns": np.concatenate([h_dur, s_dur])[order],
                  "raise_ts": np.concatenate([np.full(h_seq.size, -1, np.int64), s_raise])[order]})
     return IrqResult(lo, hi, hard, soft, log)
-
-
-def _raises(se: dict[str, np.ndarray], sr: dict[str, np.ndarray]) -> np.ndarray:
-    """Timestamp of the raise of each softirq entry (-1 when none)."""
-    n_e, n_r = se["seq"].size, sr["seq"].size
-    out = np.full(n_e, -1, np.int64)
-    if n_e == 0 or n_r == 0:
-        return out
-    key = np.concatenate([(se["cpu"].astype(np.int64) << 32) | se["vec"].astype(np.int64),
-                          (sr["cpu"].astype(np.int64) << 32) | sr["vec"].astype(np.int64)])
-    seq = np.concatenate([se["seq"], sr["seq"]])
-    is_entry = np.arange(key.size) < n_e
-    o = np.lexsort((seq, key))
-    k, ent = key[o], is_entry[o]
-    # segment: (key, number of entries of that key before) -> raises in it belong to the
-    # next entry of the key, which is the first element of the next segment
-    grp_start = np.ones(o.size, bool)
-    grp_start[1:] = k[1:] != k[:-1]
-    gid = np.cumsum(grp_start) - 1
-    cum = np.cumsum(ent)
-    base: np.ndarray = cum[np.flatnonzero(grp_start)] - ent[np.flatnonzero(grp_start)]
-    seg: np.ndarray = cum - ent - base[gid]  # entries of the key strictly before this element
-    # first raise of each (gid, seg)
-    r_pos = np.flatnonzero(~ent)
-    if r_pos.size == 0:
-        return out
-    rkey = gid[r_pos].astype(np.int64) * (n_e + 1) + seg[r_pos]
-    urk, first = np.unique(rkey, return_index=True)
-    e_pos = np.flatnonzero(ent)
-    ekey = gid[e_pos].astype(np.int64) * (n_e + 1) + seg[e_pos]
-    j = np.searchsorted(urk, ekey)
-    jc = np.minimum(j, urk.size - 1)
-    ok = (j < urk.size) & (urk[jc] == ekey)
-    r_rows = o[r_pos[first[jc[ok]]]] - n_e
-    out[o[e_pos[ok]]] = sr["timestamp"][r_rows]
-    return out
 
 
 def irq_histograms(r: IrqResult, resolution: int = 20) -> list[tuple[bool, int, str, Table]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..kernel.fast import texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import THREAD_EVENTS, KernelColumns, ThreadTable, read_columns, thread_table
 from . import Table
@@ -80,7 +81,7 @@ def mem_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
     layout.require("mem", ["sched_switch"])
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
                                           "mm_page_alloc": (), "mm_page_free": ()}
-    kc = read_columns(ts, layout, wanted, begin, end)
+    kc = read_columns(ts, layout, wanted, begin, end, text="codes")
     return mem_from_columns(kc, tids, cpus, procnames)
 
 
@@ -117,8 +118,9 @@ def mem_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     utid, first, inv = np.unique(all_tid, return_index=True, return_inverse=True)
     alloc = np.bincount(inv[: a_tid.size], minlength=utid.size).astype(np.int64)
     freed = np.bincount(inv[a_tid.size:], minlength=utid.size).astype(np.int64)
-    comm = np.array([str(sw["next_comm"][all_row[f]]) or threads.comm_of(t) for t, f in
-                     zip(utid.tolist(), first.tolist(), strict=True)], object)
+    first_comm = texts(sw["next_comm"][all_row[first]]) if first.size else np.empty(0, object)
+    comm = np.array([str(c) or threads.comm_of(t) for t, c in
+                     zip(utid.tolist(), first_comm.tolist(), strict=True)], object)
     keep = np.ones(utid.size, bool)
     if tids is not None:
         keep &= np.isin(utid, np.fromiter(tids, np.int64))

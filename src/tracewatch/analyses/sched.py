@@ -7,7 +7,8 @@ to the thread ends it. The latency is the time between the two. Wakeups of a run
 (the last of its switch-ins/switch-outs is a switch-in) are ignored. Latencies are counted
 when their switch-in is in [begin, end].
 
-Computed with NumPy (sort by thread, then trace order): no per-event Python loop.
+Computed in one compiled pass in trace order over the switch and wakeup columns
+(:mod:`._machines`): no per-event Python loop, no sort.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..kernel.fast import dense_index, intern_strings, texts
 from ..kernel.layouts import WAKEUP_EVENTS, KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
 from . import Table
-from ._stats import histogram
+from ._machines import prio_changes, sched_run
+from ._stats import group_stats, histogram
+from .cputop import _prio_texts
 
 __all__ = ["SchedResult", "sched_latencies", "sched_periods", "sched_from_columns", "NEEDED_EVENTS",
            "top_latencies", "latency_histogram", "filter_latencies"]
@@ -35,7 +39,8 @@ class SchedResult:
 
     ``latencies``: one row per wakeup-to-switch-in (wakeup_ts, switch_ts, latency_ns, tid,
     comm, prio, cpu of the switch-in, waker_tid: task running on the waking CPU, -1 if
-    unknown), in trace order. ``per_tid``: tid, comm, count, min_ns, avg_ns, max_ns,
+    unknown), in trace order. ``per_tid``: tid, comm (lttng-schedstats' name: the thread's
+    name when first met in a latency, as the woken thread or the waker), count, min_ns, avg_ns, max_ns,
     stdev_ns (sample standard deviation, NaN below two), prios (text like "[20]"), sorted
     like lttng-schedstats (by name, case-insensitive, then first appearance). ``total``: the
     same statistics over every latency.
@@ -56,17 +61,22 @@ def sched_latencies(ts: TraceSet, begin: int | None = None, end: int | None = No
     ``tids`` keeps the latencies of those (woken) threads; ``cpus`` those whose switch-in
     happened on those CPUs.
     """
-    return sched_from_columns(_read(ts, begin, end, layout), tids, cpus)
+    return sched_from_columns(_read(ts, begin, end, layout, names=True), tids, cpus)
 
 
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None) -> KernelColumns:
+          period: int | None = None, names: bool = False) -> KernelColumns:
+    """The columns sched needs; ``names``: also statedump and fork, for lttng-analyses'
+    thread names (see :func:`_lttng_names`; without them, names come from sched_switch)."""
     layout = layout or detect_layout(ts)
     layout.require("sched", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("prev_tid", "next_tid", "next_prio", "next_comm")}
     for w in layout.wakeup_events():
         wanted[w] = ("tid",)
-    return read_columns(ts, layout, wanted, begin, end, period=period)
+    if names:
+        wanted["lttng_statedump_process_state"] = ("tid", "pid", "name")
+        wanted["sched_process_fork"] = ("child_tid", "child_comm", "parent_pid", "parent_comm")
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
 
 
 def sched_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
@@ -87,135 +97,134 @@ def _stats(lat: np.ndarray) -> dict[str, float]:
             "max_ns": float(lat.max()), "stdev_ns": float(lat.std(ddof=1)) if n > 1 else float("nan")}
 
 
+def _wakeups(kc: KernelColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """seq, tid, timestamp, cpu of every wakeup event, in trace order."""
+    kinds = [kc.events[w] for w in WAKEUP_EVENTS if w in kc]
+    if not kinds:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    seq = np.concatenate([k["seq"] for k in kinds]).astype(np.int64)
+    tid = np.concatenate([k["tid"] for k in kinds]).astype(np.int64)
+    ts = np.concatenate([k["timestamp"] for k in kinds]).astype(np.int64)
+    cpu = np.concatenate([k["cpu"] for k in kinds]).astype(np.int64)
+    if len(kinds) > 1:
+        o = np.argsort(seq, kind="stable")  # merges the sorted runs
+        seq, tid, ts, cpu = seq[o], tid[o], ts[o], cpu[o]
+    return seq, tid, ts, cpu
+
+
 def sched_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                        cpus: Collection[int] | None = None) -> SchedResult:
-    """:func:`sched_latencies` on columns already read."""
+    """:func:`sched_latencies` on columns already read (text as object arrays or codes)."""
     sw = kc.events["sched_switch"]
     lo = kc.first_ts if kc.first_ts is not None else 0
     hi = kc.last_ts if kc.last_ts is not None else 0
-    n = sw["seq"].size
-    wk_seq = [kc.events[w]["seq"] for w in WAKEUP_EVENTS if w in kc]
-    wk_tid = [kc.events[w]["tid"].astype(np.int64) for w in WAKEUP_EVENTS if w in kc]
-    wk_ts = [kc.events[w]["timestamp"] for w in WAKEUP_EVENTS if w in kc]
-    wk_cpu = [kc.events[w]["cpu"].astype(np.int64) for w in WAKEUP_EVENTS if w in kc]
-    w_seq = np.concatenate(wk_seq) if wk_seq else np.zeros(0, np.int64)
-    w_tid = np.concatenate(wk_tid) if wk_tid else np.zeros(0, np.int64)
-    w_ts = np.concatenate(wk_ts) if wk_ts else np.zeros(0, np.int64)
-    w_cpu = np.concatenate(wk_cpu) if wk_cpu else np.zeros(0, np.int64)
-    nw = w_seq.size
+    w_seq, w_tid, w_ts, w_cpu = _wakeups(kc)
     prev, nxt = sw["prev_tid"].astype(np.int64), sw["next_tid"].astype(np.int64)
-    # kinds: 0 switch-out, 1 switch-in, 2 wakeup; ref: row in sw, or in the wakeups
-    k_tid = np.concatenate([prev, nxt, w_tid])
-    k_seq = np.concatenate([sw["seq"], sw["seq"], w_seq])
-    k_kind = np.concatenate([np.zeros(n, np.int8), np.ones(n, np.int8), np.full(nw, 2, np.int8)])
-    k_ref = np.concatenate([np.arange(n), np.arange(n), np.arange(nw)])
-    o = _order_by_tid_seq(k_tid, k_seq.astype(np.int64), k_kind)
-    k_tid, k_kind, k_ref = k_tid[o], k_kind[o], k_ref[o]
-    m = k_tid.size
-    pos = np.arange(m)
-    group_start = np.zeros(m, np.int64)
-    newg = np.ones(m, bool)
-    newg[1:] = k_tid[1:] != k_tid[:-1]
-    group_start[newg] = pos[newg]
-    group_start = np.maximum.accumulate(group_start)
-    is_io = k_kind < 2
-    last_io = np.maximum.accumulate(np.where(is_io, pos, -1))
-    running = (last_io >= group_start) & (k_kind[np.maximum(last_io, 0)] == 1)
-    valid_w = (k_kind == 2) & ~running
-    is_in = k_kind == 1
-    cum_in = np.cumsum(is_in)
-    # segment of a wakeup: number of switch-ins before it; a switch-in closes segment cum-1
-    seg_w = cum_in[valid_w]
-    wpos = pos[valid_w]
-    useg, first = np.unique(seg_w, return_index=True)
-    first_w = wpos[first]
-    in_pos = pos[is_in]
-    in_seg = cum_in[is_in] - 1
-    j = np.searchsorted(useg, in_seg)
-    jc = np.minimum(j, max(useg.size - 1, 0))
-    ok = (j < useg.size) & (useg[jc] == in_seg) if useg.size else np.zeros(in_seg.size, bool)
-    wp = first_w[jc]
-    ok &= k_tid[wp] == k_tid[in_pos]
-    sw_row = k_ref[in_pos[ok]]
-    w_row = k_ref[wp[ok]]
+    s_cpu = sw["cpu"].astype(np.int64)
+    (pi, ni, wi), keys = dense_index([prev, nxt, w_tid])
+    (sci, wci), ucpu = dense_index([s_cpu, w_cpu])
+    sw_row, w_row, waker_all = sched_run(sw["seq"].astype(np.int64), sci, pi, ni, nxt, w_seq, wci, wi,
+                                         keys.size, ucpu.size)
     s_ts = sw["timestamp"][sw_row]
     keep = (s_ts >= lo) & (s_ts <= hi) & (nxt[sw_row] != 0)
     if tids is not None:
         keep &= np.isin(nxt[sw_row], np.fromiter(tids, np.int64))
     if cpus is not None:
-        keep &= np.isin(sw["cpu"][sw_row].astype(np.int64), np.fromiter(cpus, np.int64))
+        keep &= np.isin(s_cpu[sw_row], np.fromiter(cpus, np.int64))
     sw_row, w_row = sw_row[keep], w_row[keep]
-    order = np.argsort(sw["seq"][sw_row], kind="stable")
-    sw_row, w_row = sw_row[order], w_row[order]
-    # waker: the task current on the waking CPU (last sched_switch there before the wakeup)
-    waker = _current_on(sw, w_cpu[w_row], w_seq[w_row])
     lat_tid = nxt[sw_row]
     lat = (sw["timestamp"][sw_row] - w_ts[w_row]).astype(np.int64)
     latencies = Table({"wakeup_ts": w_ts[w_row], "switch_ts": sw["timestamp"][sw_row], "latency_ns": lat,
-                       "tid": lat_tid, "comm": sw["next_comm"][sw_row], "prio": sw["next_prio"][sw_row],
-                       "cpu": sw["cpu"][sw_row], "waker_tid": waker})
-    per_tid = _per_tid(latencies)
+                       "tid": lat_tid, "comm": texts(sw["next_comm"][sw_row]), "prio": sw["next_prio"][sw_row],
+                       "cpu": sw["cpu"][sw_row], "waker_tid": waker_all[w_row]})
+    per_tid = _per_tid(latencies, _lttng_names(kc, sw_row, waker_all[w_row]))
     return SchedResult(lo, hi, latencies, per_tid, _stats(lat))
 
 
-def _order_by_tid_seq(tid: np.ndarray, seq: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """The permutation sorting by (tid, seq, kind): one int64 key and one sort when it fits
-    (several times faster than a two-key lexsort on millions of rows)."""
-    if tid.size == 0:
-        return np.zeros(0, np.int64)
-    t = tid - tid.min()
-    span_seq = int(seq.max()) + 1 if seq.size else 1
-    if span_seq > 0 and (int(t.max()) + 1) * span_seq * 3 < (1 << 62) and int(seq.min()) >= 0:
-        key = (t * span_seq + seq) * 3 + kind.astype(np.int64)
-        return np.argsort(key)
-    return np.lexsort((kind, seq, tid))
+def _comm_updates(kc: KernelColumns, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tid, seq, name code) of the events that set a thread's name in lttng-analyses' state
+    (statedump name; fork child_comm for the child, parent_comm for the parent *process*
+    (its pid: lttng-analyses keys the parent by parent_pid); sched_switch next_comm for
+    next_tid: never prev_comm), for the tids in ``wanted``, sorted by (tid, seq)."""
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(cols: dict[str, np.ndarray] | None, tid: str, name: str) -> None:
+        if cols is None or cols["seq"].size == 0 or tid not in cols or name not in cols:
+            return
+        t = cols[tid].astype(np.int64)
+        m = np.isin(t, wanted)
+        c = cols[name][m]
+        parts.append((t[m], cols["seq"][m].astype(np.int64),
+                      c if c.dtype != object else intern_strings(c.tolist())))
+
+    add(kc.get("lttng_statedump_process_state"), "tid", "name")
+    add(kc.get("sched_process_fork"), "child_tid", "child_comm")
+    add(kc.get("sched_process_fork"), "parent_pid", "parent_comm")
+    add(kc.get("sched_switch"), "next_tid", "next_comm")
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0, np.int32)
+    tid = np.concatenate([p[0] for p in parts])
+    seq = np.concatenate([p[1] for p in parts])
+    code = np.concatenate([p[2] for p in parts])
+    o = np.lexsort((seq, tid))
+    return tid[o], seq[o], code[o]
 
 
-def _current_on(sw: dict[str, np.ndarray], cpu: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """tid current on ``cpu`` just before event ``seq`` (-1 if no sched_switch there yet)."""
-    if cpu.size == 0 or sw["seq"].size == 0:
-        return np.full(cpu.size, -1, np.int64)
-    scpu = sw["cpu"].astype(np.int64)
+def _lttng_names(kc: KernelColumns, sw_row: np.ndarray, waker: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The name lttng-schedstats gives each thread with latencies: its name when its stats
+    entry was created, i.e. at the first latency (in trace order) where it is the woken
+    thread (then next_comm of that switch-in) or, before that, the waker (then its name at
+    that switch-in in lttng-analyses' state, see :func:`_comm_updates`). Returns (tids,
+    names) of the threads first met as wakers; the others keep next_comm at their first
+    latency."""
+    sw = kc.events["sched_switch"]
+    nxt = sw["next_tid"].astype(np.int64)[sw_row]
+    n = sw_row.size
+    cand = np.empty(2 * n, np.int64)
+    cand[0::2] = np.where(waker > 0, waker, -1)  # the waker's entry is created first
+    cand[1::2] = nxt
+    pos = np.flatnonzero(cand >= 0)
+    (inv,), keys = dense_index([cand[pos]])
+    new = np.ones(inv.size, bool)
+    new[1:] = inv[1:] > np.maximum.accumulate(inv)[:-1]
+    first = pos[new]  # first position of each tid among the candidates, in order of keys
+    as_waker = first % 2 == 0
+    wt = keys[as_waker]
+    if wt.size == 0:
+        return wt, np.empty(0, object)
+    at_seq = sw["seq"].astype(np.int64)[sw_row[first[as_waker] // 2]]
+    ut, us, uc = _comm_updates(kc, wt)
     shift = np.int64(1) << np.int64(40)
-    key = scpu * shift + sw["seq"]
-    o = np.argsort(key)
-    ks = key[o]
-    q = cpu * shift + seq
-    j = np.searchsorted(ks, q, side="left") - 1
-    jc = np.maximum(j, 0)
-    ok = (j >= 0) & (scpu[o][jc] == cpu)
-    return np.where(ok, sw["next_tid"].astype(np.int64)[o][jc], -1)
+    ukey = ut * shift + us
+    j = np.searchsorted(ukey, wt * shift + at_seq, side="right") - 1
+    ok = (j >= 0) & (ut[np.maximum(j, 0)] == wt) if ut.size else np.zeros(wt.size, bool)
+    return wt[ok], texts(uc[j[ok]])
 
 
-def _per_tid(lt: Table) -> Table:
+def _per_tid(lt: Table, renamed: tuple[np.ndarray, np.ndarray] | None = None) -> Table:
     tid = lt["tid"]
     if tid.size == 0:
         return Table({"tid": np.zeros(0, np.int64), "comm": np.empty(0, object),
                       "count": np.zeros(0, np.int64), "min_ns": np.zeros(0), "avg_ns": np.zeros(0),
                       "max_ns": np.zeros(0), "stdev_ns": np.zeros(0), "prios": np.empty(0, object)})
-    u, first, inv, cnt = np.unique(tid, return_index=True, return_inverse=True, return_counts=True)
-    lat = lt["latency_ns"].astype(np.float64)
-    s = np.bincount(inv, weights=lat, minlength=u.size)
-    avg = s / cnt
-    dev = lat - avg[inv]
-    ss = np.bincount(inv, weights=dev * dev, minlength=u.size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stdev = np.where(cnt > 1, np.sqrt(ss / np.maximum(cnt - 1, 1)), np.nan)
-    mn = np.full(u.size, np.inf)
-    np.minimum.at(mn, inv, lat)
-    mx = np.full(u.size, -np.inf)
-    np.maximum.at(mx, inv, lat)
-    # distinct priorities per tid, in order of appearance
+    (inv,), u = dense_index([tid])  # groups numbered in order of first appearance
+    new = np.ones(inv.size, bool)
+    new[1:] = inv[1:] > np.maximum.accumulate(inv)[:-1]
+    first = np.flatnonzero(new)
+    cnt = np.bincount(inv, minlength=u.size)
+    st = group_stats(inv, lt["latency_ns"], u.size)
     pr = lt["prio"].astype(np.int64)
-    pairs, pfirst = np.unique(np.stack([inv, pr], axis=1), axis=0, return_index=True)
-    po = np.lexsort((pfirst, pairs[:, 0]))
-    plist: list[list[int]] = [[] for _ in range(u.size)]
-    for g, p in pairs[po].tolist():
-        plist[g].append(p)
-    prios = np.array(["[" + ", ".join(str(p) for p in pl) + "]" for pl in plist], object)
+    ch = prio_changes(inv, pr, u.size)
+    prios = _prio_texts(u.size, inv[ch], pr[ch])
     comm = lt["comm"][first]
-    t = Table({"tid": u, "comm": comm, "count": cnt, "min_ns": mn, "avg_ns": avg, "max_ns": mx,
-               "stdev_ns": stdev, "prios": prios})
+    if renamed is not None and renamed[0].size:
+        lut = dict(zip(renamed[0].tolist(), renamed[1].tolist(), strict=True))
+        comm = np.array([lut.get(t_, c) for t_, c in zip(u.tolist(), comm.tolist(), strict=True)], object)
+    t = Table({"tid": u, "comm": comm, "count": cnt, "min_ns": st["min_ns"].astype(np.float64),
+               "avg_ns": st["avg_ns"], "max_ns": st["max_ns"].astype(np.float64), "stdev_ns": st["stdev_ns"],
+               "prios": prios})
     # lttng-schedstats order: name (case-insensitive), then first appearance
     lower = np.array([str(c).lower() for c in comm.tolist()], object)
     return t.take(np.lexsort((first, lower)))

@@ -9,9 +9,9 @@ unfinished one; an exit with no pending entry is ignored). The call's name is th
 (prefix removed), its duration exit - entry, its return value the exit's ``ret``. Calls are
 counted when their exit is in [begin, end].
 
-Computed with NumPy (current task by a sorted search in the per-CPU ``sched_switch``
-sequence, pairing by sorting per thread): Python loops run only over distinct
-(thread, system call, return value) groups.
+Paired in one compiled pass in trace order over the sched_switch, entry and exit columns
+(:mod:`._machines`); Python loops run only over distinct (thread, system call, return
+value) groups.
 
 Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never output or cli.
 """
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import (
     THREAD_EVENTS,
@@ -35,10 +36,11 @@ from ..kernel.state import (
     thread_table,
 )
 from . import Table
-from ._stats import group_stats
+from ._machines import pair_syscalls
+from ._stats import group_stats, groups
 
 __all__ = ["SyscallsResult", "syscall_stats", "syscalls_periods", "syscalls_from_columns", "syscall_event_names",
-           "return_key", "pair_calls", "current_rows"]
+           "return_key", "pair_calls", "pair_all", "current_rows"]
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
                                           "syscall_exit": ("ret",)}
     return read_columns(ts, layout, wanted, begin, end,
-                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period)
+                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period, text="codes")
 
 
 def syscalls_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
@@ -143,6 +145,21 @@ def current_rows(sw: dict[str, np.ndarray], cpu: np.ndarray, seq: np.ndarray) ->
     return np.where(ok, order[posc], -1)
 
 
+def pair_all(kc: KernelColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every paired call of the ``syscall_entry``/``syscall_exit`` columns of ``kc`` (module
+    rules), whatever the range: (exit rows, entry rows, tids, sched_switch rows), in trace
+    order of the exits."""
+    sw = kc.events["sched_switch"]
+    en, ex = kc.events["syscall_entry"], kc.events["syscall_exit"]
+    nxt = sw["next_tid"].astype(np.int64)
+    (si,), keys = dense_index([nxt])
+    e_cpu, x_cpu, s_cpu = (c["cpu"].astype(np.int64) for c in (en, ex, sw))
+    (sci, eci, xci), ucpu = dense_index([s_cpu, e_cpu, x_cpu])
+    x_ref, e_ref, c_row = pair_syscalls(en["seq"].astype(np.int64), eci, ex["seq"].astype(np.int64), xci,
+                                        sw["seq"].astype(np.int64), sci, si, keys.size, ucpu.size)
+    return x_ref, e_ref, nxt[c_row], c_row
+
+
 def pair_calls(kc: KernelColumns, tids: Collection[int] | None = None,
                cpus: Collection[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pair the ``syscall_entry``/``syscall_exit`` group columns of ``kc`` (module rules).
@@ -151,39 +168,17 @@ def pair_calls(kc: KernelColumns, tids: Collection[int] | None = None,
     ``cpus``), in trace order of the exits: the exit row, the entry row, the tid and the row
     of the sched_switch that made the thread current.
     """
-    sw = kc.events["sched_switch"]
-    en, ex = kc.events["syscall_entry"], kc.events["syscall_exit"]
+    ex = kc.events["syscall_exit"]
     lo = kc.first_ts if kc.first_ts is not None else 0
     hi = kc.last_ts if kc.last_ts is not None else 0
-    ne, nx = en["seq"].size, ex["seq"].size
-    seq = np.concatenate([en["seq"], ex["seq"]])
-    cpu = np.concatenate([en["cpu"], ex["cpu"]]).astype(np.int64)
-    row = current_rows(sw, cpu, seq)
-    tid = np.where(row >= 0, sw["next_tid"][np.maximum(row, 0)].astype(np.int64) if sw["seq"].size
-                   else -1, -1)
-    is_exit = np.concatenate([np.zeros(ne, bool), np.ones(nx, bool)])
-    ref = np.concatenate([np.arange(ne), np.arange(nx)])
-    known = row >= 0
-    seq, tid, is_exit, ref, row = seq[known], tid[known], is_exit[known], ref[known], row[known]
-    o = np.lexsort((seq, tid))
-    seq, tid, is_exit, ref, row = seq[o], tid[o], is_exit[o], ref[o], row[o]
-    pair = np.zeros(seq.size, bool)  # at an exit whose previous event of the thread is an entry
-    if seq.size > 1:
-        pair[1:] = is_exit[1:] & ~is_exit[:-1] & (tid[1:] == tid[:-1])
-    xi = np.flatnonzero(pair)
-    x_ref, e_ref = ref[xi], ref[xi - 1]
-    c_tid, c_row = tid[xi], row[xi]
+    x_ref, e_ref, c_tid, c_row = pair_all(kc)
     x_ts = ex["timestamp"][x_ref]
     keep = (x_ts >= lo) & (x_ts <= hi)
     if tids is not None:
         keep &= np.isin(c_tid, np.fromiter(tids, np.int64))
     if cpus is not None:
         keep &= np.isin(ex["cpu"][x_ref].astype(np.int64), np.fromiter(cpus, np.int64))
-    # back to trace order of the exits
-    srt = np.argsort(ex["seq"][x_ref], kind="stable")
-    keep_idx = srt[keep[srt]]
-    x_ref, e_ref, c_tid, c_row = x_ref[keep_idx], e_ref[keep_idx], c_tid[keep_idx], c_row[keep_idx]
-    return x_ref, e_ref, c_tid, c_row
+    return x_ref[keep], e_ref[keep], c_tid[keep], c_row[keep]
 
 
 def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
@@ -200,8 +195,8 @@ def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
     threads = thread_table(kc)
     x_ref, e_ref, c_tid, c_row = pair_calls(kc, tids, cpus)
     # name of each thread: its name when its first call was counted (lttng-analyses')
-    utid, tfirst, tinv = np.unique(c_tid, return_index=True, return_inverse=True)
-    comm_first = sw["next_comm"][c_row[tfirst]] if c_row.size else np.empty(0, object)
+    utid, tfirst, tinv = groups(c_tid)
+    comm_first = texts(sw["next_comm"][c_row[tfirst]]) if c_row.size else np.empty(0, object)
     tcomm = np.array([_comm_at(threads, int(t), str(c)) for t, c in
                       zip(utid.tolist(), comm_first.tolist(), strict=True)], object)
     if procnames is not None:
@@ -209,12 +204,12 @@ def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
         tok = np.array([c in wanted_names for c in tcomm.tolist()], bool)
         m = tok[tinv] if tinv.size else np.zeros(0, bool)
         x_ref, e_ref, c_tid, c_row = x_ref[m], e_ref[m], c_tid[m], c_row[m]
-        utid, tfirst, tinv = np.unique(c_tid, return_index=True, return_inverse=True)
-        comm_first = sw["next_comm"][c_row[tfirst]] if c_row.size else np.empty(0, object)
+        utid, tfirst, tinv = groups(c_tid)
+        comm_first = texts(sw["next_comm"][c_row[tfirst]]) if c_row.size else np.empty(0, object)
         tcomm = np.array([_comm_at(threads, int(t), str(c)) for t, c in
                           zip(utid.tolist(), comm_first.tolist(), strict=True)], object)
     gids = en["gid"][e_ref].astype(np.int64)
-    ugid, ginv = np.unique(gids, return_inverse=True)
+    ugid, _, ginv = groups(gids)
     gname = np.array([_syscall_name(class_names[g], layout) for g in ugid.tolist()], object)
     sc_name = gname[ginv] if gids.size else np.empty(0, object)
     e_ts = en["timestamp"][e_ref]
@@ -235,7 +230,7 @@ def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
     # ---- per (thread, system call): key = thread index * n_names + name index
     nnames = max(ugid.size, 1)
     key = tinv.astype(np.int64) * nnames + (ginv.astype(np.int64) if ginv.size else 0)
-    ukey, kfirst, kinv = np.unique(key, return_index=True, return_inverse=True)
+    ukey, kfirst, kinv = groups(key)
     st = group_stats(kinv, dur, ukey.size)
     k_t = ukey // nnames
     k_n = ukey % nnames
@@ -259,13 +254,25 @@ def _returns_text(kinv: np.ndarray, ret: np.ndarray, ngroups: int) -> np.ndarray
     if ret.size == 0:
         return out
     code = np.where(ret >= 0, 0, ret)
-    codes, ci = np.unique(code, return_inverse=True)
-    key = kinv.astype(np.int64) * codes.size + ci.ravel()  # one int64 per (group, kind): a 1-D unique
-    u, first, counts = np.unique(key, return_index=True, return_counts=True)
+    codes, _, ci = groups(-code)
+    codes = -codes
+    key = kinv.astype(np.int64) * codes.size + ci  # one int64 per (group, kind)
+    u, first, inv = groups(key)
+    counts = np.bincount(inv, minlength=u.size)
     ug, uc = u // codes.size, codes[u % codes.size]
-    order = np.lexsort((first, ug))
+    nkinds = np.bincount(ug, minlength=ngroups)
+    # groups with one kind (most): one text per distinct (kind, count), no per-group loop
+    one = nkinds[ug] == 1
+    pairs = np.stack([uc[one], counts[one]], axis=1)
+    if pairs.size:
+        up, pinv = np.unique(pairs, axis=0, return_inverse=True)
+        ptext = np.array([f"{{{return_key(c)!r}: {n}}}" for c, n in up.tolist()], object)
+        out[ug[one]] = ptext[pinv.ravel()]
+    multi = ~one
+    order = np.lexsort((first[multi], ug[multi]))
     texts: dict[int, list[str]] = {}
-    for g, c, n in zip(ug[order].tolist(), uc[order].tolist(), counts[order].tolist(), strict=True):
+    for g, c, n in zip(ug[multi][order].tolist(), uc[multi][order].tolist(), counts[multi][order].tolist(),
+                       strict=True):
         texts.setdefault(g, []).append(f"{return_key(c)!r}: {n}")
     for g, parts in texts.items():
         out[g] = "{" + ", ".join(parts) + "}"

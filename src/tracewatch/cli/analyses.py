@@ -30,7 +30,7 @@ from rich.table import Table as RichTable
 
 from ..analyses import Table
 from ..analyses.cputop import CputopResult, cputop, cputop_periods
-from ..analyses.io import IoResult, io_stats
+from ..analyses.io import IoResult, io_stats, top_io_calls
 from ..analyses.irq import IrqResult, irq_histograms, irq_periods, irq_stats
 from ..analyses.mem import MemResult, mem_stats
 from ..analyses.sched import (
@@ -572,6 +572,23 @@ def io_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tup
         f.add_row(str(x["comm"]), str(x["pid"]), str(x["fd"]), _size(x["read_bytes"]),
                   _size(x["write_bytes"]), str(x["count"]))
     out.print(f)
+    if r.per_file is not None and r.per_file.nrows:
+        pf = RichTable(title="Per-file I/O")
+        for col in ("File", "Read", "Write", "Reads", "Writes", "FDs (pid:fd)"):
+            pf.add_column(col, justify="left" if col in ("File", "FDs (pid:fd)") else "right")
+        for x in _head(r.per_file, n).rows():
+            pf.add_row(str(x["path"]), _size(x["read_bytes"]), _size(x["write_bytes"]), str(x["read_count"]),
+                       str(x["write_count"]), str(x["fds"]))
+        out.print(pf)
+    if r.calls.nrows:
+        tl = RichTable(title="Top I/O system call latencies (us)")
+        for col in ("Begin", "Syscall", "Latency", "Process", "TID", "FD", "File", "Bytes"):
+            tl.add_column(col, justify="left" if col in ("Begin", "Syscall", "Process", "File") else "right")
+        for x in top_io_calls(r, n).rows():
+            tl.add_row(_fmt_time(int(x["entry_ts"])), str(x["syscall"]), _us(x["duration_ns"]),
+                       r.threads.comm_of(int(x["tid"])), str(x["tid"]), str(x["fd"]), str(x["path"]),
+                       _size(x["bytes"]))
+        out.print(tl)
     lt = RichTable(title="System call latency statistics (us)")
     for col in ("Syscall", "Count", "Min", "Avg", "Max", "Stdev"):
         lt.add_column(col, justify="left" if col == "Syscall" else "right")

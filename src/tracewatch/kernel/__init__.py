@@ -1,7 +1,8 @@
 """Linux kernel model over CTF traces: tracer layouts and kernel state.
 
 Owns the knowledge of kernel tracers' event and field names (:mod:`.layouts`) and the state
-derived from kernel events (thread table, current task per CPU: :mod:`.state`). It imports
+derived from kernel events (thread table, current task per CPU: :mod:`.state`), with compiled
+helpers (interned task names, dense thread ids: :mod:`.fast`). It imports
 :mod:`tracewatch.ctf` and :mod:`tracewatch.errors`, never :mod:`tracewatch.analyses`,
 :mod:`tracewatch.output` or :mod:`tracewatch.cli`.
 """

@@ -147,10 +147,15 @@ def detect_layout(ts: TraceSet | Iterable[str]) -> KernelLayout:
 def _detect(ts: TraceSet | Iterable[str]) -> KernelLayout:
     fields_of: dict[str, set[str]] = {}
     if isinstance(ts, TraceSet):
+        # fields matter only for the events of LOGICAL_FIELDS (and their perf names)
+        known = set(LOGICAL_FIELDS) | {f"sched:{e}" for e in LOGICAL_FIELDS}
         for gc in ts.classes:
-            st = gc.event.fields
-            names = {field_name(n) for n, _ in st.fields} if st is not None else set()
-            fields_of.setdefault(gc.name, set()).update(names)
+            name = gc.name
+            cur = fields_of.setdefault(name, set())
+            if name in known:
+                st = gc.event.fields
+                if st is not None:
+                    cur.update(field_name(n) for n, _ in st.fields)
     else:
         for n in ts:
             fields_of.setdefault(n, set())

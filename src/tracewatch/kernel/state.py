@@ -3,12 +3,14 @@
 :func:`read_columns` makes one pass over a trace set and gathers, for each *logical* kernel
 event an analysis asks for (see :mod:`tracewatch.kernel.layouts`), its columns concatenated
 over every batch, with a global ``seq`` (position in the time-ordered event sequence of the
-trace set) so that events of different types can be put back in trace order.
+trace set) so that events of different types can be put back in trace order. Text fields
+can be read as interned codes (``text="codes"``): no Python string per event.
 
 :func:`thread_table` builds the tid -> (pid, comm, ppid) table from the statedump,
-``sched_process_fork``/``exec``/``exit`` and ``sched_switch`` columns with NumPy (the last
-value seen wins); :func:`current_tasks` gives the task running on each CPU at a time.
-No per-event Python loop runs here: only loops over distinct threads.
+``sched_process_fork``/``exec``/``exit`` and ``sched_switch`` columns (the last value seen
+wins, found in one compiled pass: :func:`tracewatch.kernel.fast.last_writer`; only the
+winning names are decoded); :func:`current_tasks` gives the task running on each CPU at a
+time. No per-event Python loop runs here: only loops over distinct threads.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import numpy as np
 
 from ..ctf.batch import EventBatch
 from ..ctf.compile import is_char_array
-from ..ctf.stream import Chunk
 from ..ctf.trace import TraceSet
 from ..ctf.types import ArrayType, EnumType, FloatType, IntType, SequenceType, StringType
-from ..ctf.values import decode_text, field_name
+from ..ctf.values import field_name
+from .fast import dense_index, intern_strings, intern_texts, last_writer, texts
 from .layouts import KernelLayout
 
 __all__ = ["KernelColumns", "Thread", "ThreadTable", "read_columns", "thread_table",
@@ -70,18 +72,19 @@ class KernelColumns:
         return logical in self.events
 
 
-def _empty_columns(fields: Sequence[str]) -> dict[str, np.ndarray]:
+def _empty_columns(fields: Sequence[str], codes: bool = False) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"seq": np.zeros(0, np.int64), "timestamp": np.zeros(0, np.int64),
                                   "cpu": np.zeros(0, np.int32)}
     for f in fields:
-        out[f] = np.empty(0, object) if f in _TEXT_FIELDS else np.zeros(0, np.int64)
+        out[f] = (np.zeros(0, np.int32) if codes else np.empty(0, object)) if f in _TEXT_FIELDS \
+            else np.zeros(0, np.int64)
     return out
 
 
 def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
                  begin: int | None = None, end: int | None = None,
                  groups: Mapping[str, Sequence[str]] | None = None,
-                 period: int | None = None) -> KernelColumns:
+                 period: int | None = None, text: str = "object") -> KernelColumns:
     """One pass over ``ts``: the columns of each wanted logical event the trace has.
 
     Events before ``begin`` are read too (the state at ``begin`` depends on them); reading
@@ -97,15 +100,31 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     ``period`` (ns): also record the first/last timestamp and count of the events of each
     window of that length, aligned on the first event in [begin, end] (see
     :func:`period_windows`).
+
+    ``text="codes"``: text fields as int32 codes of the process-wide string pool
+    (:func:`tracewatch.kernel.fast.texts` gives the strings) instead of object arrays: no
+    Python string is made per event.
     """
+    codes = text == "codes"
     present = {ev: list(fs) for ev, fs in wanted.items() if layout.has(ev)}
-    gids = {ev: ts.class_ids([layout.event(ev)]) for ev in present}
+    by_name: dict[str, list[int]] = {}
+    for c in ts.classes:
+        by_name.setdefault(c.name, []).append(c.gid)
+
+    def class_ids(names: Sequence[str]) -> np.ndarray:
+        return np.array([g for n in dict.fromkeys(names) for g in by_name.get(n, ())], np.int64)
+
+    gids = {ev: class_ids([layout.event(ev)]) for ev in present}
     actual: dict[str, str | None] = {ev: layout.event(ev) for ev in present}
     for ev, names in (groups or {}).items():
         present[ev] = list(wanted.get(ev, ()))
-        gids[ev] = ts.class_ids(list(names))
+        gids[ev] = class_ids(list(names))
         actual[ev] = None
     parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
+    luts: dict[str, np.ndarray] = {}
+    for ev, g in gids.items():
+        lut = luts[ev] = np.zeros(max(len(ts.classes), 1), bool)
+        lut[np.asarray(g, np.int64)] = True
     kc = KernelColumns(layout)
     seq0 = 0
     for b in ts.batches(end=end):
@@ -118,8 +137,14 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
             kc.n_events += n - k
             if period is not None:
                 _add_windows(kc, b.ts[k:], period)
+        nclass = len(ts.classes)
         for ev, fs in present.items():
-            idx = np.flatnonzero(np.isin(b.gid, gids[ev]))
+            lut = luts[ev]
+            if lut.size < nclass:  # live: classes appeared since
+                lut = luts[ev] = np.zeros(nclass, bool)
+                act_ = actual[ev]
+                lut[ts.class_ids([act_]) if act_ is not None else gids[ev]] = True
+            idx = np.flatnonzero(lut[b.gid])
             if idx.size == 0:
                 continue
             out = {"seq": idx.astype(np.int64) + seq0, "timestamp": b.ts[idx], "cpu": b.cpu[idx]}
@@ -127,18 +152,18 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
             if act is None:
                 out["gid"] = b.gid[idx]
                 for f in fs:
-                    out[f] = _group_column(b, idx, f)
+                    out[f] = _group_column(b, idx, f, codes)
             else:
                 names = [layout.field(ev, f) for f in fs]
-                cols = _walk_columns(b, idx, names) if fs else {}
+                cols = _walk_columns(b, idx, names, codes) if fs else {}
                 for f, af in zip(fs, names, strict=True):
-                    out[f] = cols[af] if cols is not None else _column(b, idx, act, af)
+                    out[f] = cols[af] if cols is not None else _column(b, idx, act, af, codes)
             parts[ev].append(out)
         seq0 += n
     for ev, fs in present.items():
         ps = parts[ev]
         if not ps:
-            kc.events[ev] = _empty_columns(fs)
+            kc.events[ev] = _empty_columns(fs, codes)
             if actual[ev] is None:
                 kc.events[ev]["gid"] = np.zeros(0, np.int32)
         elif len(ps) == 1:
@@ -180,130 +205,200 @@ def period_windows(kc: KernelColumns) -> Iterator[tuple[int, int, KernelColumns]
         yield start, stop, KernelColumns(kc.layout, cut, first, last, count)
 
 
-def _column(b: EventBatch, idx: np.ndarray, actual: str, fname: str) -> np.ndarray:
-    col = _walk_column(b, idx, fname)
-    if col is not None:
-        return col
-    try:
-        return b.take(idx).columns(actual, [fname])[fname]
-    except KeyError:  # after a variable-size field the columns API does not reach
-        vals = [e.fields.get(fname) for e in b.take(idx).iter_events()]
-        return np.array(vals, object if any(isinstance(v, str) for v in vals) else np.int64)
-
-
-def _group_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray:
-    """Field ``fname`` of events ``idx`` of ``b``, which may be of several event classes."""
-    col = _walk_column(b, idx, fname)
-    if col is not None:
-        return col
+def _slow_values(b: EventBatch, idx: np.ndarray, fname: str, codes: bool,
+                 actual: str | None = None) -> np.ndarray:
+    if actual is not None:
+        try:
+            col = b.take(idx).columns(actual, [fname])[fname]
+            if codes and col.dtype == object:
+                return intern_strings(col.tolist())
+            return col
+        except KeyError:  # after a variable-size field the columns API does not reach
+            pass
     vals = [e.fields.get(fname) for e in b.take(idx).iter_events()]
-    return np.array(vals, object if any(isinstance(v, str) for v in vals) else np.int64)
+    if any(isinstance(v, str) for v in vals):
+        return intern_strings(vals) if codes else np.array(vals, object)
+    # a field this tracer version does not record (LTTng 2.1's fork has no pids): -1, unknown
+    return np.array([-1 if v is None else v for v in vals], np.int64)
 
 
-def _walk_column(b: EventBatch, idx: np.ndarray, fname: str) -> np.ndarray | None:
+def _column(b: EventBatch, idx: np.ndarray, actual: str, fname: str, codes: bool = False) -> np.ndarray:
+    col = _walk_column(b, idx, fname, codes)
+    return col if col is not None else _slow_values(b, idx, fname, codes, actual)
+
+
+def _group_column(b: EventBatch, idx: np.ndarray, fname: str, codes: bool = False) -> np.ndarray:
+    """Field ``fname`` of events ``idx`` of ``b``, which may be of several event classes."""
+    col = _walk_column(b, idx, fname, codes)
+    return col if col is not None else _slow_values(b, idx, fname, codes)
+
+
+def _walk_column(b: EventBatch, idx: np.ndarray, fname: str, codes: bool = False) -> np.ndarray | None:
     """Values of payload field ``fname`` of the events ``idx`` of ``b`` (see
     :func:`_walk_columns`); None when it cannot be walked to."""
-    cols = _walk_columns(b, idx, [fname])
+    cols = _walk_columns(b, idx, [fname], codes)
     return None if cols is None else cols[fname]
 
 
-def _walk_columns(b: EventBatch, idx: np.ndarray, fnames: Sequence[str]) -> dict[str, np.ndarray] | None:
+#: (id of an event class, wanted fields) -> (the class, {field: (value offset, is text)} or None)
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[object, dict[str, tuple[int, bool]] | None]] = {}
+
+
+def _static_plan(gc: object, fnames: tuple[str, ...]) -> dict[str, tuple[int, bool]] | None:
+    """Where the wanted fields are among the decoded values of a payload of class ``gc`` when
+    that does not depend on the event (no array before them); None otherwise."""
+    key = (id(gc), fnames)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is gc:
+        return hit[1]
+    st = gc.event.fields  # type: ignore[attr-defined]
+    plan: dict[str, tuple[int, bool]] | None = {}
+    todo = set(fnames)
+    k = 0
+    for name, t in (st.fields if st is not None else ()):
+        if not todo:
+            break
+        text = isinstance(t, StringType) or is_char_array(t)
+        fname = field_name(name)
+        if fname in todo:
+            ok = text or (isinstance(t, IntType) and t.size <= 64) or \
+                (isinstance(t, EnumType) and t.container.size <= 64)
+            if not ok:
+                break
+            todo.discard(fname)
+            plan[fname] = (k, text)  # type: ignore[index]
+        if text or (isinstance(t, IntType) and t.size > 64):
+            k += 2
+        elif isinstance(t, (IntType, EnumType, FloatType)):
+            k += 1
+        else:
+            break
+    if todo:
+        plan = None
+    _PLANS[key] = (gc, plan)
+    return plan
+
+
+def _walk_static(b: EventBatch, idx: np.ndarray, gid: np.ndarray, src: np.ndarray, row: np.ndarray,
+                 fnames: Sequence[str], codes: bool) -> dict[str, np.ndarray] | None:
+    """:func:`_walk_columns` when every class has a static plan agreeing on each field's
+    kind: one gather per chunk and field, whatever the number of classes."""
+    classes = b.trace_set.classes
+    present = np.flatnonzero(np.bincount(gid, minlength=1))
+    fkey = tuple(fnames)
+    plans = [_static_plan(classes[g], fkey) for g in present.tolist()]
+    if any(p is None for p in plans):
+        return None
+    kinds = {f: {p[f][1] for p in plans if p is not None} for f in fnames}
+    if any(len(v) != 1 for v in kinds.values()):
+        return None
+    koff: dict[str, np.ndarray] = {}
+    for f in fnames:
+        lut = np.zeros(int(present.max()) + 1, np.int64)
+        lut[present] = [p[f][0] for p in plans if p is not None]
+        koff[f] = lut[gid]
+    out: dict[str, np.ndarray] = {f: np.zeros(idx.size, np.int32 if kinds[f] == {True} else np.int64)
+                                  for f in fnames}
+    nsrc = int(src.max()) + 1
+    if nsrc == 1:
+        runs = [np.arange(idx.size)]
+    else:
+        order = np.argsort(src.astype(np.uint16) if nsrc < 65536 else src, kind="stable")
+        cut = np.flatnonzero(np.diff(src[order])) + 1
+        runs = np.split(order, cut)
+    for m in runs:
+        chunk = b.chunks[int(src[m[0]])]
+        r = row[m]
+        base = chunk.off[r, 3].astype(np.int64)
+        for f in fnames:
+            pos = base + koff[f][m]
+            if kinds[f] == {True}:
+                buf = np.asarray(chunk.buf).view(np.uint8)
+                out[f][m] = intern_texts(buf, chunk.vals[pos] + chunk.buf_base[r], chunk.vals[pos + 1])
+            else:
+                out[f][m] = chunk.vals[pos]
+    if not codes:
+        for f in fnames:
+            if kinds[f] == {True}:
+                out[f] = texts(out[f])
+    return out
+
+
+def _walk_columns(b: EventBatch, idx: np.ndarray, fnames: Sequence[str],
+                  codes: bool = False) -> dict[str, np.ndarray] | None:
     """Values of payload fields ``fnames`` of the events ``idx`` of ``b``, in one walk of the
     decoded values of each payload (ints: 1 value; strings: offset, length; int
     arrays/sequences: count then elements). None when a field on the way (or a wanted
     field) is of another kind, is missing, or is an int in one event class and text in
-    another."""
+    another. Text: object arrays, or int32 interned codes with ``codes``."""
+    if idx.size == 0:
+        return None
     gid, src, row = b.gid[idx], b.src[idx], b.row[idx]
+    fast = _walk_static(b, idx, gid, src, row, fnames, codes)
+    if fast is not None:
+        return fast
     classes = b.trace_set.classes
     wanted = set(fnames)
     ints: dict[str, np.ndarray] = {}
-    texts: dict[str, np.ndarray] = {}
-    for g in np.unique(gid).tolist():
+    tcodes: dict[str, np.ndarray] = {}
+    # runs of equal (class, chunk): one walk each
+    nsrc = int(src.max()) + 1
+    key = gid.astype(np.int64) * nsrc + src
+    if key.size > 1 and bool(np.any(key[1:] != key[:-1])):
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+        runs = np.split(order, cut)
+    else:
+        runs = [np.arange(idx.size)]
+    for m in runs:
+        g, c = int(gid[m[0]]), int(src[m[0]])
         st = classes[g].event.fields
         if st is None:
             return None
-        mg = gid == g
-        for c in np.unique(src[mg]).tolist():
-            chunk = b.chunks[c]
-            m = mg & (src == c)
-            r = row[m]
-            pos = chunk.off[r, 3].astype(np.int64)
-            todo = set(wanted)
-            for name, t in st.fields:
-                if not todo:
-                    break
-                text = isinstance(t, StringType) or is_char_array(t)
-                fname = field_name(name)
-                if fname in todo:
-                    todo.discard(fname)
-                    if text:
-                        col = texts.get(fname)
-                        if col is None:
-                            col = texts[fname] = np.empty(idx.size, object)
-                        col[m] = _gather_text(chunk, chunk.vals[pos] + chunk.buf_base[r], chunk.vals[pos + 1])
-                    elif isinstance(t, (IntType, EnumType)) and t.size <= 64 if isinstance(t, IntType) \
-                            else isinstance(t, EnumType) and t.container.size <= 64:
-                        icol = ints.get(fname)
-                        if icol is None:
-                            icol = ints[fname] = np.zeros(idx.size, np.int64)
-                        icol[m] = chunk.vals[pos]
-                    else:
-                        return None
-                    if not todo:
-                        break
-                if text or (isinstance(t, IntType) and t.size > 64):
-                    pos = pos + 2
-                elif isinstance(t, (IntType, EnumType, FloatType)):
-                    pos = pos + 1
-                elif isinstance(t, (ArrayType, SequenceType)) and isinstance(t.element, (IntType, EnumType)) \
-                        and not (isinstance(t.element, IntType) and t.element.size > 64):
-                    pos = pos + chunk.vals[pos] + 1
+        chunk = b.chunks[c]
+        r = row[m]
+        pos = chunk.off[r, 3].astype(np.int64)
+        todo = set(wanted)
+        for name, t in st.fields:
+            if not todo:
+                break
+            text = isinstance(t, StringType) or is_char_array(t)
+            fname = field_name(name)
+            if fname in todo:
+                todo.discard(fname)
+                if text:
+                    col = tcodes.get(fname)
+                    if col is None:
+                        col = tcodes[fname] = np.zeros(idx.size, np.int32)
+                    buf = np.asarray(chunk.buf).view(np.uint8)
+                    col[m] = intern_texts(buf, chunk.vals[pos] + chunk.buf_base[r], chunk.vals[pos + 1])
+                elif isinstance(t, (IntType, EnumType)) and t.size <= 64 if isinstance(t, IntType) \
+                        else isinstance(t, EnumType) and t.container.size <= 64:
+                    icol = ints.get(fname)
+                    if icol is None:
+                        icol = ints[fname] = np.zeros(idx.size, np.int64)
+                    icol[m] = chunk.vals[pos]
                 else:
                     return None
-            if todo:
+                if not todo:
+                    break
+            if text or (isinstance(t, IntType) and t.size > 64):
+                pos = pos + 2
+            elif isinstance(t, (IntType, EnumType, FloatType)):
+                pos = pos + 1
+            elif isinstance(t, (ArrayType, SequenceType)) and isinstance(t.element, (IntType, EnumType)) \
+                    and not (isinstance(t.element, IntType) and t.element.size > 64):
+                pos = pos + chunk.vals[pos] + 1
+            else:
                 return None
-    if set(ints) & set(texts):
+        if todo:
+            return None
+    if set(ints) & set(tcodes):
         return None
-    out = {**ints, **texts}
-    if idx.size == 0:
-        return None
-    return out
-
-
-def _gather_text(chunk: Chunk, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Strings at byte offsets ``offs`` (lengths ``lens``) of a chunk's buffer, vectorized for
-    short strings (task names), up to the first NUL, as an object array."""
-    out = np.empty(offs.size, object)
-    if offs.size == 0:
-        return out
-    buf = np.asarray(chunk.buf).view(np.uint8)
-    width = int(lens.max())
-    if width > 64:
-        raw = buf.tobytes()
-        for k, (o, n) in enumerate(zip(offs.tolist(), lens.tolist(), strict=True)):
-            out[k] = decode_text(raw[o: o + n])
-        return out
-    width = max(width, 1)
-    w8 = (width + 7) // 8 * 8
-    cols = np.arange(w8)
-    take = offs[:, None] + cols
-    if int(offs.max()) + w8 > buf.size:
-        take = np.minimum(take, buf.size - 1)
-    arr = buf[take]
-    if w8 != width or int(lens.min()) < width:
-        arr[cols[None, :] >= lens[:, None]] = 0
-    # group equal byte strings by sorting them as 64-bit words (faster than sorting bytes);
-    # bytes after a NUL are cut when decoding (they are NULs in practice: few groups)
-    words = arr.view(np.uint64)
-    o = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
-    ws = words[o]
-    new = np.ones(o.size, bool)
-    new[1:] = np.any(ws[1:] != ws[:-1], axis=1)
-    firsts = o[new]
-    first_bytes = arr[firsts]
-    names = np.array([bytes(x).split(b"\0", 1)[0].decode("utf-8", errors="replace") for x in first_bytes],
-                     object)
-    out[o] = names[np.cumsum(new) - 1]
+    out: dict[str, np.ndarray] = dict(ints)
+    for f, cc in tcodes.items():
+        out[f] = cc if codes else texts(cc)
     return out
 
 
@@ -398,27 +493,29 @@ def _last_by_key(key: np.ndarray, order: np.ndarray) -> np.ndarray:
 def thread_table(kc: KernelColumns) -> ThreadTable:
     """The thread table from statedump, fork, exec, exit and sched_switch columns.
 
-    comm: last name seen (statedump name, fork child_comm, exec file name, sched_switch
-    next_comm/prev_comm, wakeup comm); pid/ppid: last known (statedump, fork).
+    comm: last name seen (statedump name, fork child_comm/parent_comm, exec file name,
+    sched_switch next_comm/prev_comm; at equal positions the later of these wins); pid/ppid:
+    last known (statedump, fork; a known ppid wins over an unknown one at the same event).
+    Text columns may be object arrays or interned codes; only the winning names are decoded.
     """
-    tids: list[np.ndarray] = []
-    seqs: list[np.ndarray] = []
-    comms: list[np.ndarray] = []
-    ptids: list[np.ndarray] = []
-    pseqs: list[np.ndarray] = []
-    pids: list[np.ndarray] = []
-    ppids: list[np.ndarray] = []
+    n_tid: list[np.ndarray] = []
+    n_seq: list[np.ndarray] = []
+    n_val: list[np.ndarray] = []
+    p_tid: list[np.ndarray] = []
+    p_seq: list[np.ndarray] = []
+    p_pid: list[np.ndarray] = []
+    p_ppid: list[np.ndarray] = []
 
     def names(tid: np.ndarray, seq: np.ndarray, comm: np.ndarray) -> None:
-        tids.append(tid.astype(np.int64))
-        seqs.append(seq)
-        comms.append(comm)
+        n_tid.append(tid)
+        n_seq.append(seq)
+        n_val.append(comm)
 
     def procs(tid: np.ndarray, seq: np.ndarray, pid: np.ndarray, ppid: np.ndarray) -> None:
-        ptids.append(tid.astype(np.int64))
-        pseqs.append(seq)
-        pids.append(pid.astype(np.int64))
-        ppids.append(ppid.astype(np.int64))
+        p_tid.append(tid)
+        p_seq.append(seq)
+        p_pid.append(pid.astype(np.int64))
+        p_ppid.append(ppid.astype(np.int64))
 
     sd = kc.get("lttng_statedump_process_state")
     if sd is not None and sd["seq"].size:
@@ -432,7 +529,7 @@ def thread_table(kc: KernelColumns) -> ThreadTable:
         procs(fk["parent_tid"], fk["seq"], fk["parent_pid"], np.full(fk["seq"].size, -1))
     ex = kc.get("sched_process_exec")
     if ex is not None and ex["seq"].size:
-        fn = np.array([os.path.basename(str(f)) for f in ex["filename"].tolist()], object)
+        fn = np.array([os.path.basename(str(f)) for f in texts(ex["filename"]).tolist()], object)
         names(ex["tid"], ex["seq"], fn)
     sw = kc.get("sched_switch")
     if sw is not None and sw["seq"].size:
@@ -440,32 +537,32 @@ def thread_table(kc: KernelColumns) -> ThreadTable:
             names(sw["next_tid"], sw["seq"], sw["next_comm"])
         if "prev_comm" in sw:
             names(sw["prev_tid"], sw["seq"], sw["prev_comm"])
-    # last (pid, ppid) of each tid; a -1 ppid (unknown) must not hide a known one: known
-    # values sort after unknown ones
-    if ptids:
-        pt, ps, pp, ppp = (np.concatenate(x) for x in (ptids, pseqs, pids, ppids))
-        li = _last_by_key(pt, ps * 2 + (ppp >= 0))
-        p_tid, p_pid, p_ppid = pt[li], pp[li], ppp[li]
-    else:
-        p_tid = p_pid = p_ppid = np.zeros(0, np.int64)
-    if tids:
-        t, s, c = np.concatenate(tids), np.concatenate(seqs), np.concatenate(comms)
-        li = _last_by_key(t, s)
-        n_tid, n_comm = t[li], c[li]
-    else:
-        n_tid, n_comm = np.zeros(0, np.int64), np.empty(0, object)
-    all_tid = np.union1d(n_tid, p_tid).astype(np.int64)
-    comm = np.full(all_tid.size, "", object)
-    comm[np.searchsorted(all_tid, n_tid)] = n_comm
-    pid = np.full(all_tid.size, -1, np.int64)
-    ppid = np.full(all_tid.size, -1, np.int64)
-    pos = np.searchsorted(all_tid, p_tid)
-    pid[pos] = p_pid
-    ppid[pos] = p_ppid
-    if all_tid.size and all_tid[0] == 0:
+    ids, all_tid = dense_index(n_tid + p_tid)
+    order = np.argsort(all_tid, kind="stable")
+    rank = np.empty(all_tid.size, np.int64)
+    rank[order] = np.arange(all_tid.size)
+    all_tid = all_tid[order]
+    nt = all_tid.size
+    k = len(n_tid)
+    comm = np.full(nt, "", object)
+    src, row = last_writer([rank[i] for i in ids[:k]], n_seq, nt)
+    for s_, vals in enumerate(n_val):
+        m = np.flatnonzero(src == s_)
+        if m.size:
+            comm[m] = texts(vals[row[m]])
+    pid = np.full(nt, -1, np.int64)
+    ppid = np.full(nt, -1, np.int64)
+    # a -1 ppid (unknown) must not hide a known one at the same event
+    src, row = last_writer([rank[i] for i in ids[k:]], p_seq, nt, [pp >= 0 for pp in p_ppid])
+    for s_ in range(len(p_tid)):
+        m = np.flatnonzero(src == s_)
+        if m.size:
+            pid[m] = p_pid[s_][row[m]]
+            ppid[m] = p_ppid[s_][row[m]]
+    if nt and all_tid[0] == 0:
         pid[0], ppid[0] = 0, -1
         comm[0] = comm[0] or "swapper"
-    exited = np.zeros(all_tid.size, bool)
+    exited = np.zeros(nt, bool)
     exits = kc.get("sched_process_exit")
     if exits is not None and exits["seq"].size:
         exited = np.isin(all_tid, exits["tid"].astype(np.int64))
