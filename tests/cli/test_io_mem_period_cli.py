@@ -23,7 +23,7 @@ from ..conftest import MANY_THREADS
 from .test_analyses_cli import VALUE_CLASSES, run
 
 T = str(MANY_THREADS)
-CLASSES = VALUE_CLASSES | {"size", "disk", "fd", "bool"}
+CLASSES = VALUE_CLASSES | {"size", "disk", "fd", "bool", "path"}
 
 
 def _mi(*args: str) -> dict[str, Any]:
@@ -56,7 +56,13 @@ def test_io_mi_tables(tmp_path: Path) -> None:
     r = io_stats(tracewatch.open(path))
     classes = [t["class"] if isinstance(t["class"], str) else t["class"]["title"] for t in doc["results"]]
     assert classes == ["syscall-latency-stats", "disk-latency-stats", "Per-process top I/O operations [read]",
-                       "Per-process top I/O operations [write]", "per-disk-top-sector", "per-disk-top-request"]
+                       "Per-process top I/O operations [write]", "Per-file top I/O operations [read]",
+                       "Per-file top I/O operations [write]", "per-disk-top-sector", "per-disk-top-request"]
+    for k, kind in ((4, "read"), (5, "write")):  # per-file tables: the API's per_file rows
+        want = sorted(((x["path"], x[f"{kind}_bytes"], x[f"{kind}_count"], x["fds"])
+                       for x in r.per_file.rows() if x[f"{kind}_bytes"] > 0), key=lambda w: -w[1])
+        got = [(x[0]["path"], x[1]["value"], x[2]["value"], x[3]["value"]) for x in doc["results"][k]["data"]]
+        assert got == want
     lat = doc["results"][0]["data"]
     assert [(x[0]["value"], x[1]["value"], x[2]["value"], x[4]["value"]) for x in lat] == \
         [(x["kind"], x["count"], x["min_ns"], x["max_ns"]) for x in r.latency.rows()]
@@ -64,7 +70,7 @@ def test_io_mi_tables(tmp_path: Path) -> None:
     reads = doc["results"][2]["data"]
     assert [(x[0]["pid"], x[1]["value"]) for x in reads] == [(12, 1000), (10, 64)]
     assert [(x[0]["pid"], x[1]["value"]) for x in doc["results"][3]["data"]] == [(10, 10), (11, 5)]
-    assert doc["results"][4]["data"] == [[{"class": "disk", "name": "sda"}, {"class": "number", "value": 24}]]
+    assert doc["results"][6]["data"] == [[{"class": "disk", "name": "sda"}, {"class": "number", "value": 24}]]
 
 
 def test_io_csv_and_human(tmp_path: Path) -> None:

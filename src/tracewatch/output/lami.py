@@ -38,7 +38,7 @@ from ..analyses.syscalls import SyscallsResult
 
 __all__ = ["LAMI_VERSION", "Column", "TableClass", "AnalysisSpec", "SPECS", "metadata", "document",
            "cputop_tables", "sched_tables", "syscalls_tables", "irq_tables", "io_tables", "mem_tables",
-           "count_tables", "table_to_csv", "size", "disk", "fd", "boolean",
+           "count_tables", "table_to_csv", "size", "disk", "path", "fd", "boolean",
            "duration", "number", "ratio", "string", "timestamp", "time_range", "process", "cpu",
            "irq", "syscall", "unknown"]
 
@@ -122,6 +122,10 @@ def size(nbytes: Any) -> Obj:
 
 def disk(name: str) -> Obj:
     return {"class": "disk", "name": str(name)}
+
+
+def path(p: str) -> Obj:
+    return {"class": "path", "path": str(p)}
 
 
 def fd(n: int) -> Obj:
@@ -254,6 +258,10 @@ SPECS: dict[str, AnalysisSpec] = {
                 _c("Process", "process"), _c("Total operations size", "size"),
                 _c("Disk operations size", "size"), _c("Network operations size", "size"),
                 _c("Unknown operations size", "size"))),
+            TableClass("per-file-top", "Per-file top I/O operations", (
+                _c("File path", "path"), _c("Operations size", "size"),
+                _c("Operation count", "number", "operations"),
+                _c("File descriptor owners (pid:fd)", "string"))),
             TableClass("per-disk-top-sector", "Per-disk top sector I/O operations", (
                 _c("Disk", "disk"), _c("Sector count", "number", "sectors"))),
             TableClass("per-disk-top-request", "Per-disk top I/O requests", (
@@ -425,7 +433,8 @@ def irq_tables(r: IrqResult) -> list[Obj]:
 
 def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
     """syscall-latency-stats, disk-latency-stats (when block requests were seen), per-process-top
-    [read] and [write] (``top`` rows, most bytes first), per-disk-top-sector and -request."""
+    and per-file-top [read] and [write] (``top`` rows, most bytes first), per-disk-top-sector
+    and -request."""
     lat = [(string(x["kind"]), number(x["count"]), duration(x["min_ns"]), duration(x["avg_ns"]),
             duration(x["max_ns"]), duration(x["stdev_ns"])) for x in r.latency.rows()]
     out = [result_table("io", "syscall-latency-stats", r.begin, r.end, lat)]
@@ -441,6 +450,13 @@ def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
         rows = [(process(x["comm"], x["pid"]), size(x[f"{kind}_bytes"]), unknown(), unknown(),
                  size(x[f"{kind}_bytes"])) for x in t.rows()]
         out.append(result_table("io", "per-process-top", r.begin, r.end, rows, kind))
+    pf = r.per_file
+    for kind in ("read", "write") if pf is not None else ():
+        t = pf.take(np.argsort(-pf[f"{kind}_bytes"], kind="stable"))
+        t = _head(t.take(t[f"{kind}_bytes"] > 0), top)
+        rows = [(path(x["path"]), size(x[f"{kind}_bytes"]), number(x[f"{kind}_count"]),
+                 string(x["fds"])) for x in t.rows()]
+        out.append(result_table("io", "per-file-top", r.begin, r.end, rows, kind))
     if r.disk.nrows:
         by_sec = _head(r.disk.take(np.argsort(-r.disk["sectors"], kind="stable")), top)
         out.append(result_table("io", "per-disk-top-sector", r.begin, r.end,
