@@ -176,3 +176,27 @@ def test_inverse_is_the_fit_with_roles_swapped() -> None:
     assert swapped.quality is inv.quality is Quality.ACCURATE
     assert swapped.line == inv.line
     assert swapped.line_max == inv.line_max and swapped.line_min == inv.line_min
+
+
+def test_add_all_equals_add_one_by_one() -> None:
+    """The inlined batch method gives the very result (lines, counts, FAIL point, x range) of
+    adding the points one by one, on random point sets: simulated messages, some with equal
+    x, some shuffled in y so that the hulls cross (FAIL)."""
+    rng = random.Random(5)
+    for trial in range(300):
+        a = 1 + Fraction(rng.randint(-100_000, 100_000), 10**9)
+        above, below = simulate(rng, a, Fraction(rng.randint(-10**9, 10**9)),
+                                rng.randint(0, 40), both=rng.random() < 0.8)
+        pts = [(x, y, True) for x, y in above] + [(x, y, False) for x, y in below]
+        if trial % 3 == 0 and pts:  # duplicate some x, perturb some y (FAIL cases)
+            for _ in range(rng.randint(1, 5)):
+                x, y, ab = rng.choice(pts)
+                pts.append((x, y + rng.randint(-300_000, 300_000), rng.random() < 0.5))
+        pts.sort(key=lambda p: p[0])
+        one = ConvexHullSync()
+        for x, y, ab in pts:
+            one.add(x, y, ab)
+        many = ConvexHullSync()
+        many.add_all(pts)
+        assert many.result() == one.result()
+        assert many._lower_above == one._lower_above and many._upper_below == one._upper_below

@@ -137,7 +137,8 @@ def vm(paths: tuple[str, ...], pairs: tuple[str, ...], no_sync: bool, mi: bool, 
 
     A host is a trace with kvm_entry/kvm_exit (kvm_x86_entry/kvm_x86_exit) events; guest
     traces are paired with their VM through the vmsync events (vm_uid) or --pair, and put on
-    the host's clock with the vmsync/TCP sync events.  Reports per VM and per vCPU: running,
+    the host's clock with the vmsync/TCP sync events (matched in the same single pass over
+    the traces).  Reports per VM and per vCPU: running,
     real, steal (preempted while the guest runs a task), hypervisor time by exit reason (as
     perf kvm stat), every preemption with its culprit, and per guest thread the apparent vs
     real running time.

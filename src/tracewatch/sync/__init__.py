@@ -15,9 +15,19 @@ Imports only :mod:`tracewatch.ctf` and :mod:`tracewatch.errors`.
 """
 
 from .hull import ConvexHullSync, HullAccuracy, HullResult, Line, Quality, fit
-from .matching import MatchedPairs, MatchResult, host_id, match_events
+from .matching import (
+    SYNC_EVENTS,
+    EventMatcher,
+    MatchedPairs,
+    MatchResult,
+    SyncColumns,
+    host_id,
+    match_arrays,
+    match_events,
+)
 from .transform import (
     ClockTransform,
+    EdgeSync,
     NoSyncEventsError,
     SyncError,
     SyncFailedError,
@@ -29,7 +39,8 @@ from .transform import (
     to_decimal,
 )
 
-__all__ = ["ClockTransform", "ConvexHullSync", "HullAccuracy", "HullResult", "Line", "Quality",
-           "fit", "MatchedPairs", "MatchResult", "host_id", "match_events", "NoSyncEventsError",
+__all__ = ["ClockTransform", "EdgeSync", "ConvexHullSync", "HullAccuracy", "HullResult", "Line",
+           "Quality", "fit", "SYNC_EVENTS", "EventMatcher", "MatchedPairs", "MatchResult",
+           "SyncColumns", "host_id", "match_arrays", "match_events", "NoSyncEventsError",
            "SyncError", "SyncFailedError", "SyncResult", "TraceSync", "fit_pair", "synchronize",
            "synchronize_pairs", "to_decimal"]

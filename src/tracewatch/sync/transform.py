@@ -16,7 +16,7 @@ offset 79796507913179.3335 ns.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -171,8 +171,7 @@ def fit_pair(x_to_y: tuple[Sequence[int], Sequence[int]],
     pts += [(int(r), int(s), False) for s, r in zip(y_to_x[0], y_to_x[1], strict=True)]
     pts.sort(key=lambda p: p[0])
     h = ConvexHullSync()
-    for x, y, above in pts:
-        h.add(x, y, above)
+    h.add_all(pts)
     return h.result()
 
 
@@ -184,12 +183,14 @@ class _Machine:
 
 
 def synchronize_pairs(machines: Sequence[tuple[str, str, Sequence[str]]], matches: MatchResult,
-                      strict: bool = True) -> SyncResult:
+                      strict: bool = True,
+                      fitted: Mapping[tuple[str, str], EdgeSync] | None = None) -> SyncResult:
     """Synchronize machines ``(host id, hostname, trace paths)`` from matched pairs.
 
     The reference is the machine with the smallest host id.  ``strict`` raises
     :class:`SyncFailedError` when a fit used by the tree FAILed (otherwise its last good result
-    is used and its quality says FAIL).
+    is used and its quality says FAIL).  ``fitted``: fits already made from the same
+    ``matches`` (``SyncResult.edges`` of a larger set), reused instead of fitted again.
     """
     ms = sorted((_Machine(h, n, tuple(p)) for h, n, p in machines), key=lambda m: m.hid)
     if not ms:
@@ -198,6 +199,10 @@ def synchronize_pairs(machines: Sequence[tuple[str, str, Sequence[str]]], matche
     edges: dict[tuple[str, str], EdgeSync] = {}
     for i, u in enumerate(ids):
         for v in ids[i + 1:]:
+            known = (fitted or {}).get((u, v))
+            if known is not None:
+                edges[(u, v)] = known
+                continue
             uv, vu = matches.between(u, v), matches.between(v, u)
             if len(uv) or len(vu):
                 res = fit_pair((uv.send.tolist(), uv.recv.tolist()),

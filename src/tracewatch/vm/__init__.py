@@ -11,6 +11,10 @@ guest thread tables.
 >>> rep = analyze(tracewatch.open("host", "guest"))             # doctest: +SKIP
 >>> rep.vcpus.to_pandas()                                       # doctest: +SKIP
 
+:func:`analyze` reads the traces once (the sync events are matched from the same batches);
+given ``sync_result=`` (a :func:`tracewatch.sync.synchronize` of the same traces) it reuses
+its matched pairs and fits instead.
+
 Imports :mod:`tracewatch.ctf`, :mod:`tracewatch.sync`, :mod:`tracewatch.analyses` (``Table``)
 and :mod:`tracewatch.errors`; never :mod:`tracewatch.output` or :mod:`tracewatch.cli`.
 """

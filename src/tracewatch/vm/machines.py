@@ -1,7 +1,8 @@
 """Machines of a trace set and their roles: hosts, guests, VMs and their vCPU threads.
 
 One pass over the trace set (:func:`read_vm_events`) gathers, per machine (traces grouped by
-host id: clock uuid, else hostname), the columns of the events the VM analysis needs.
+host id: clock uuid, else hostname), the columns of the events the VM analysis needs (and,
+when asked, the sync events, so that clock synchronization needs no pass of its own).
 :func:`discover` then finds:
 
 * the hosts: machines whose traces have ``kvm_entry``/``kvm_exit`` events (LTTng >= 2.7:
@@ -28,14 +29,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import PurePath
+from typing import Any
 
 import numpy as np
 
-from ..ctf import TraceSet
+from ..ctf import EventBatch, TraceSet
 from ..errors import TracewatchError
 from ..sync import (
+    SYNC_EVENTS,
     ClockTransform,
+    EdgeSync,
+    MatchResult,
     NoSyncEventsError,
+    SyncColumns,
     SyncFailedError,
     host_id,
     match_events,
@@ -50,8 +56,7 @@ KVM_HINT = "record kvm_entry/kvm_exit: lttng enable-event -k kvm_x86_entry,kvm_x
 
 #: Actual event name -> (logical name, fields read).
 EVENT_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sched_switch": ("sched_switch", ("prev_tid", "prev_state", "prev_comm", "next_tid",
-                                      "next_comm")),
+    "sched_switch": ("sched_switch", ("prev_tid", "prev_state", "next_tid", "next_comm")),
     "kvm_entry": ("kvm_entry", ("vcpu_id",)),
     "kvm_x86_entry": ("kvm_entry", ("vcpu_id",)),
     "kvm_exit": ("kvm_exit", ("exit_reason",)),
@@ -65,7 +70,7 @@ EVENT_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lttng_statedump_process_state": ("statedump", ("tid", "pid", "name")),
     "sched_process_fork": ("fork", ("child_tid", "child_pid", "child_comm")),
 }
-_TEXT = {"prev_comm", "next_comm", "name", "child_comm"}
+_TEXT = {"next_comm", "name", "child_comm"}
 
 
 class VmError(TracewatchError):
@@ -97,6 +102,8 @@ class Machine:
 
     ``events[logical]`` holds ``seq`` (position in the trace set's time order), ``timestamp``
     (ns, the machine's own clock), ``cpu`` and the fields of :data:`EVENT_FIELDS`.
+    ``first_switch[cpu]``: ``(prev_tid, prev_comm)`` of the first ``sched_switch`` of that
+    CPU (``prev_comm`` is read for that event only).
     """
 
     host_id: str
@@ -104,6 +111,7 @@ class Machine:
     paths: list[str]
     events: dict[str, Columns] = field(default_factory=dict)
     role: str = "unknown"  # "host" or "guest"
+    first_switch: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -189,9 +197,102 @@ def _empty(fields: tuple[str, ...]) -> Columns:
     return out
 
 
-def read_vm_events(ts: TraceSet) -> list[Machine]:
+def _batch_columns(b: EventBatch, name: str, fields: tuple[str, ...]) -> Columns | None:
+    """seq (index in the batch), timestamp, cpu and ``fields`` of the events ``name`` of
+    ``b`` (a field no event class of the batch has: -1 or "")."""
+    try:
+        cols = b.columns(name, list(fields))
+    except KeyError:
+        cols = b.columns(name, [])
+        if cols["index"].size == 0:
+            return None
+        for f in fields:
+            try:
+                cols[f] = b.columns(name, [f])[f]
+            except KeyError:
+                cols[f] = np.full(cols["index"].size, "" if f in _TEXT else -1,
+                                  object if f in _TEXT else np.int64)
+    idx = cols["index"]
+    if idx.size == 0:
+        return None
+    out: Columns = {"seq": idx.astype(np.int64), "timestamp": cols["timestamp"].astype(np.int64),
+                    "cpu": cols["cpu"].astype(np.int64)}
+    for f in fields:
+        out[f] = cols[f] if f in _TEXT else np.asarray(cols[f]).astype(np.int64)
+    return out
+
+
+class _FirstSwitches:
+    """(seq, prev_tid, prev_comm) of the first sched_switch of each (trace, cpu, stream)."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[int, int, int], tuple[int, int, str]] = {}
+
+    def add(self, b: EventBatch, cols: Columns, trace: np.ndarray, seq0: int) -> None:
+        idx = cols["seq"]
+        stream = b.stream[idx].astype(np.int64)
+        keys = (trace * (1 << 20) + stream) * (1 << 24) + (cols["cpu"] + 1)
+        _, first = np.unique(keys, return_index=True)
+        new = [r for r in first.tolist()
+               if (int(trace[r]), int(cols["cpu"][r]), int(stream[r])) not in self.found]
+        if not new:
+            return
+        rows = np.sort(np.array(new, np.int64))
+        try:
+            comm = b.take(idx[rows]).columns("sched_switch", ["prev_comm"])["prev_comm"]
+        except KeyError:
+            comm = np.full(rows.size, "", object)
+        for r, pc in zip(rows.tolist(), comm.tolist(), strict=True):
+            key = (int(trace[r]), int(cols["cpu"][r]), int(stream[r]))
+            self.found[key] = (int(idx[r]) + seq0, int(cols["prev_tid"][r]), str(pc))
+
+
+class _StreamOrder:
+    """The trace set's time order of events read stream by stream: the key of the merge
+    (:mod:`tracewatch.ctf.merge`): running maximum of the stream's timestamps, then the
+    stream's rank (trace, stream class, stream instance id, file), then stream order."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, int] = {}  # stream -> running maximum timestamp
+        self.rank_key: dict[int, tuple[Any, ...]] = {}
+        self.key: list[np.ndarray] = []
+        self.stream: list[np.ndarray] = []
+
+    def add(self, ts: TraceSet, b: EventBatch) -> None:
+        sid = int(b.stream[0])
+        if sid not in self.rank_key:
+            sf, pk = ts.streams[sid], b.chunks[0].packets[0]
+            inst = pk.stream_instance_id
+            self.rank_key[sid] = (sf.trace.index, pk.stream_class_id,
+                                  inst if inst is not None else -1, sf.path)
+        key = np.maximum.accumulate(np.concatenate(([self.last.get(sid, -(1 << 63))], b.ts)))[1:]
+        self.last[sid] = int(key[-1])
+        self.key.append(key)
+        self.stream.append(np.full(len(b), sid, np.int64))
+
+    def seq(self) -> np.ndarray:
+        """Position in the time order of each event, events numbered in reading order."""
+        if not self.key:
+            return np.zeros(0, np.int64)
+        ranks = {sid: r for r, sid in enumerate(sorted(self.rank_key,
+                                                         key=self.rank_key.__getitem__))}
+        rank = np.array([ranks.get(i, -1) for i in range(max(ranks) + 1)], np.int64)
+        key, stream = np.concatenate(self.key), np.concatenate(self.stream)
+        order = np.lexsort((np.arange(key.size), rank[stream], key))
+        out = np.empty(key.size, np.int64)
+        out[order] = np.arange(key.size)
+        return out
+
+
+def read_vm_events(ts: TraceSet, sync: SyncColumns | None = None,
+                   merged: bool = False) -> list[Machine]:
     """One pass over ``ts``: the machines (traces grouped by host id, in trace order) with
-    the columns of the events of :data:`EVENT_FIELDS` they have."""
+    the columns of the events of :data:`EVENT_FIELDS` they have.
+
+    With ``sync``, the sync events of the same batches are gathered in it too (to match
+    them without a second pass: ``sync.result()``).  The streams are read one after the
+    other (cheaper columns) and the events put in the trace set's time order afterwards;
+    ``merged`` reads the merged, time-ordered batches instead (same result)."""
     by_hid: dict[str, Machine] = {}
     machine_of_trace: list[Machine] = []
     for t in ts.traces:
@@ -202,42 +303,60 @@ def read_vm_events(ts: TraceSet) -> list[Machine]:
         m.paths.append(t.path)
         machine_of_trace.append(m)
     present = sorted({c.name for c in ts.classes if c.name in EVENT_FIELDS})
+    names = list(present)
+    if sync is not None:
+        names = sorted(set(names) | {c.name for c in ts.classes if c.name in SYNC_EVENTS})
     gid_trace = np.array([c.trace.index for c in ts.classes], np.int64)
-    parts: dict[tuple[int, str], list[Columns]] = {}
+    parts: dict[str, list[Columns]] = {}
+    firsts = _FirstSwitches()
+    order = None if merged else _StreamOrder()
     seq0 = 0
-    if present:
-        for b in ts.batches(names=present):
-            tr = gid_trace[b.gid]
-            for name in present:
-                logical, fields = EVENT_FIELDS[name]
-                cols = b.columns(name, [])
-                idx = cols["index"]
-                if idx.size == 0:
-                    continue
-                out: Columns = {"seq": idx.astype(np.int64) + seq0,
-                                "timestamp": cols["timestamp"].astype(np.int64),
-                                "cpu": cols["cpu"].astype(np.int64)}
-                for f in fields:
-                    try:
-                        v = b.columns(name, [f])[f]
-                    except KeyError:
-                        v = np.full(idx.size, "" if f in _TEXT else -1,
-                                    object if f in _TEXT else np.int64)
-                    out[f] = v if f in _TEXT else np.asarray(v).astype(np.int64)
-                tix = tr[idx]
-                for ti in np.unique(tix).tolist():
-                    sel = tix == ti
-                    parts.setdefault((int(ti), logical), []).append(
-                        {k: a[sel] for k, a in out.items()})
-            seq0 += len(b)
-    grouped: dict[tuple[str, str], list[Columns]] = {}
-    for (ti, logical), ps in parts.items():
-        grouped.setdefault((machine_of_trace[ti].host_id, logical), []).extend(ps)
-    for (hid, logical), ps in grouped.items():
+    for b in ts.batches(names=names, merged=merged) if names else ():
+        if order is not None:
+            order.add(ts, b)
+        if sync is not None:
+            sync.add(b, None if merged else seq0)
+        for name in present:
+            cols = _batch_columns(b, name, EVENT_FIELDS[name][1])
+            if cols is None:
+                continue
+            trace = gid_trace[b.gid[cols["seq"]]]
+            if name == "sched_switch":
+                firsts.add(b, cols, trace, seq0)
+            cols["seq"] += seq0
+            cols["trace"] = trace
+            parts.setdefault(name, []).append(cols)
+        seq0 += len(b)
+    if order is not None:  # reading order -> time order
+        seq_of = order.seq()
+        for ps in parts.values():
+            for cols in ps:
+                cols["seq"] = seq_of[cols["seq"]]
+        firsts.found = {k: (int(seq_of[q]), tid, c) for k, (q, tid, c) in firsts.found.items()}
+        if sync is not None:
+            sync.reorder(seq_of)
+    mi_of_trace = np.array([list(by_hid).index(m.host_id) for m in machine_of_trace], np.int64)
+    machines = list(by_hid.values())
+    grouped: dict[tuple[int, str], list[Columns]] = {}
+    for name in list(parts):
+        ps = parts.pop(name)  # free each batch's columns as soon as they are gathered
         cat = {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
-        order = np.argsort(cat["seq"], kind="stable")
-        by_hid[hid].events[logical] = {k: a[order] for k, a in cat.items()}
-    return list(by_hid.values())
+        del ps
+        mi = mi_of_trace[cat.pop("trace")]
+        ks = np.unique(mi).tolist()
+        for k in ks:
+            sel = mi == k
+            grouped.setdefault((k, EVENT_FIELDS[name][0]), []).append(
+                cat if len(ks) == 1 else {c: a[sel] for c, a in cat.items()})
+    for (k, logical), ps in grouped.items():
+        cat = {c: np.concatenate([p[c] for p in ps]) for c in ps[0]} if len(ps) > 1 else ps[0]
+        if len(ps) > 1 or order is not None:
+            by_seq = np.argsort(cat["seq"], kind="stable")
+            cat = {c: a[by_seq] for c, a in cat.items()}
+        machines[k].events[logical] = cat
+    for (ti, cpu, _), (_, tid, comm) in sorted(firsts.found.items(), key=lambda x: x[1][0]):
+        machine_of_trace[ti].first_switch.setdefault(cpu, (tid, comm))
+    return machines
 
 
 def current_tid(switch: Columns, seq: np.ndarray, cpu: np.ndarray) -> np.ndarray:
@@ -257,9 +376,13 @@ def current_tid(switch: Columns, seq: np.ndarray, cpu: np.ndarray) -> np.ndarray
 
 
 def _pids(m: Machine) -> tuple[dict[int, int], dict[int, str]]:
-    """tid -> pid and tid -> comm (last known: statedump, fork, sched_switch names)."""
+    """tid -> pid and tid -> comm (last known: statedump, fork, else the first
+    ``sched_switch`` name)."""
+    sw = m.get("sched_switch")
+    tids, first = np.unique(sw["next_tid"], return_index=True)
+    comm: dict[int, str] = dict(zip(tids.tolist(), [str(x) for x in sw["next_comm"][first]],
+                                    strict=True))
     pid: dict[int, int] = {}
-    comm: dict[int, str] = {}
     rows: list[tuple[int, int, int, str]] = []  # seq, tid, pid, comm
     sd = m.get("statedump")
     rows += zip(sd["seq"].tolist(), sd["tid"].tolist(), sd["pid"].tolist(),
@@ -267,17 +390,40 @@ def _pids(m: Machine) -> tuple[dict[int, int], dict[int, str]]:
     fk = m.get("fork")
     rows += zip(fk["seq"].tolist(), fk["child_tid"].tolist(), fk["child_pid"].tolist(),
                 [str(x) for x in fk["child_comm"].tolist()], strict=True)
-    sw = m.get("sched_switch")
-    names = list(zip(sw["seq"].tolist(), sw["next_tid"].tolist(),
-                     [str(x) for x in sw["next_comm"].tolist()], strict=True))
-    for _, t, c in names:
-        comm.setdefault(t, c)
     for _, t, p, c in sorted(rows):
         if p >= 0:
             pid[t] = p
         if c:
             comm[t] = c
     return pid, comm
+
+
+def _pair_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct a values, distinct b values, one int64 code per pair (a[i], b[i]))."""
+    ua, ia = np.unique(a, return_inverse=True)
+    ub, ib = np.unique(b, return_inverse=True)
+    return ua, ub, ia.astype(np.int64) * max(ub.size, 1) + ib
+
+
+def _last_pairs(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
+    """The distinct pairs (a[i], b[i]), ordered by their last occurrence."""
+    if a.size == 0:
+        return []
+    ua, ub, code = _pair_codes(a, b)
+    u, rev = np.unique(code[::-1], return_index=True)
+    u = u[np.argsort(-rev, kind="stable")]  # last occurrence = smallest reversed index
+    return list(zip(ua[u // max(ub.size, 1)].tolist(), ub[u % max(ub.size, 1)].tolist(),
+                    strict=True))
+
+
+def _pair_counts(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int, int]]:
+    """(a value, b value, count) of each distinct pair (a[i], b[i])."""
+    if a.size == 0:
+        return []
+    ua, ub, code = _pair_codes(a, b)
+    u, n = np.unique(code, return_counts=True)
+    return list(zip(ua[u // max(ub.size, 1)].tolist(), ub[u % max(ub.size, 1)].tolist(),
+                    n.tolist(), strict=True))
 
 
 def parse_pair(text: str) -> tuple[str, int]:
@@ -289,12 +435,15 @@ def parse_pair(text: str) -> tuple[str, int]:
 
 
 def discover(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = True,
-             machines: list[Machine] | None = None) -> VmSetup:
+             machines: list[Machine] | None = None, matches: MatchResult | None = None,
+             fitted: Mapping[tuple[str, str], EdgeSync] | None = None) -> VmSetup:
     """Hosts, guests, VMs, their vCPU threads, pairings and guest clock transforms.
 
     ``pairs`` maps a guest (hostname, host id or trace path) to the pid of its VM process on
     a host; it overrides the vmsync pairing.  ``sync=False`` maps guest time to host time
-    with the identity (traces recorded on one clock, e.g. test stubs).
+    with the identity (traces recorded on one clock, e.g. test stubs).  ``matches``: the
+    matched sync events of ``ts`` when already known (else they are read when needed);
+    ``fitted``: hull fits of machine pairs already made from them (``SyncResult.edges``).
     """
     ms = machines if machines is not None else read_vm_events(ts)
     hosts = [m for m in ms if m.count("kvm_entry") + m.count("kvm_exit") > 0]
@@ -316,10 +465,10 @@ def discover(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = 
         en = h.get("kvm_entry")
         tids = current_tid(sw, en["seq"], en["cpu"])
         found: dict[int, dict[int, int]] = {}
-        for tid, vc in zip(tids.tolist(), en["vcpu_id"].tolist(), strict=True):
+        for tid, vc in _last_pairs(tids, en["vcpu_id"]):
             if tid <= 0:
                 continue
-            found.setdefault(pid_of.get(tid, tid), {})[int(vc)] = tid
+            found.setdefault(pid_of.get(tid, tid), {})[vc] = tid
         for pid, vcpus in sorted(found.items()):
             vms.append(VirtualMachine(f"qemu-{pid}", h, pid, comm_of.get(pid, ""),
                                       dict(sorted(vcpus.items()))))
@@ -327,9 +476,9 @@ def discover(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = 
         for logical, ufield in (("vmsync_host", "vm_uid"), ("hypercall", "a1")):
             c = h.get(logical)
             t = current_tid(sw, c["seq"], c["cpu"])
-            for tid, uid in zip(t.tolist(), c[ufield].tolist(), strict=True):
-                if tid > 0 and uid >= 0:
-                    cnt[(int(uid), pid_of.get(tid, tid))] += 1
+            ok = (t > 0) & (c[ufield] >= 0)
+            for u, tid, k in _pair_counts(c[ufield][ok], t[ok]):
+                cnt[(u, pid_of.get(tid, tid))] += k
         uid_pid[h.host_id] = cnt
     guests: list[Machine] = []
     for m in ms:
@@ -343,7 +492,6 @@ def discover(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = 
         guests.append(m)
     pairs = dict(pairs or {})
     used: set[str] = set()
-    matches = None
     for g in guests:
         uids = Counter(u for u in g.get("vmsync_guest")["vm_uid"].tolist() if u >= 0)
         uid = uids.most_common(1)[0][0] if uids else None
@@ -383,7 +531,8 @@ def discover(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = 
         h = vm.host
         try:
             res = synchronize_pairs([(h.host_id, h.hostname, h.paths),
-                                     (g.host_id, g.hostname, g.paths)], matches)
+                                     (g.host_id, g.hostname, g.paths)], matches,
+                                    fitted=fitted)
         except NoSyncEventsError:
             vm.clock_note = (f"no sync event between {vm.name} and {h.hostname or '?'}: guest "
                              "timestamps used as host time (identity)")

@@ -11,7 +11,7 @@
   and the steal and hypervisor time in between.
 
 Every table is a :class:`tracewatch.analyses.Table` (``to_pandas()`` available).
-:func:`analyze` runs the whole VM analysis on a trace set.
+:func:`analyze` runs the whole VM analysis on a trace set (one pass over it, sync included).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 
 from ..analyses import Table
 from ..ctf import TraceSet
-from .machines import discover
+from ..sync import SyncColumns, SyncResult
+from .machines import discover, read_vm_events
 from .vcpu import (
     BASE_MASK,
     HALTED,
@@ -155,23 +156,50 @@ def vm_report(states: VmStates) -> VmReport:
     exits = _table(ex_rows, {"vm": object, "reason": np.int64, "reason_name": object,
                              "count": np.int64, "total_ns": np.int64, "wall_ns": np.int64,
                              "min_ns": np.int64, "avg_ns": np.float64, "max_ns": np.int64})
-    pre_rows: list[dict[str, Any]] = []
-    for v in states.vcpus:
-        for row in v.preemptions.rows():
-            pre_rows.append({"vm": v.vm, "vcpu": v.vcpu, "tid": v.tid, **row,
-                             "culprit": culprit_text(row)})
-    pre_rows.sort(key=lambda r: (r["start"], str(r["vm"]), r["vcpu"]))
-    preemptions = _table(pre_rows, {
-        "vm": object, "vcpu": np.int64, "tid": np.int64, "start": np.int64, "end": np.int64,
-        "duration": np.int64, "cpu": np.int64, "culprit": object, "culprit_tid": np.int64,
-        "culprit_comm": object, "culprit_vm": object, "culprit_vcpu": np.int64,
-        "culprit_guest_tid": np.int64, "culprit_guest_comm": object, "complete": bool})
+    preemptions = _preemptions(states)
     th_rows = _thread_rows(states)
     threads = _table(th_rows, {"vm": object, "tid": np.int64, "comm": object,
                                "apparent_ns": np.int64, "real_ns": np.int64,
                                "steal_ns": np.int64, "hypervisor_ns": np.int64})
     notes = list(setup.notes) + list(states.notes)
     return VmReport(states, vms, vcpus, exits, preemptions, threads, notes)
+
+
+_PRE_SPEC: dict[str, Any] = {
+    "vm": object, "vcpu": np.int64, "tid": np.int64, "start": np.int64, "end": np.int64,
+    "duration": np.int64, "cpu": np.int64, "culprit": object, "culprit_tid": np.int64,
+    "culprit_comm": object, "culprit_vm": object, "culprit_vcpu": np.int64,
+    "culprit_guest_tid": np.int64, "culprit_guest_comm": object, "complete": bool}
+
+
+def _culprit_texts(p: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`culprit_text` of every row of the preemption columns ``p``."""
+    out = [f"{c} ({t})" if not vm else
+           f"VM {vm} vCPU {v} (host tid {t}): " + (f"{gc} ({g})" if g >= 0 else "?")
+           for c, t, vm, v, g, gc in zip(
+               p["culprit_comm"].tolist(), p["culprit_tid"].tolist(), p["culprit_vm"].tolist(),
+               p["culprit_vcpu"].tolist(), p["culprit_guest_tid"].tolist(),
+               p["culprit_guest_comm"].tolist(), strict=True)]
+    return np.array(out, dtype=object) if out else np.zeros(0, object)
+
+
+def _preemptions(states: VmStates) -> Table:
+    """Every preemption of every vCPU, by start time (then VM, vCPU)."""
+    vs = states.vcpus
+    cols: dict[str, np.ndarray] = {}
+    for k, dt in _PRE_SPEC.items():
+        if k in ("vm", "vcpu", "tid"):
+            parts = [np.full(v.preemptions.nrows, getattr(v, k), dt) for v in vs]
+        elif k == "culprit":
+            continue
+        else:
+            parts = [v.preemptions[k] for v in vs]
+        cols[k] = np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+    cols["culprit"] = _culprit_texts(cols)
+    _, vm_rank = np.unique(cols["vm"].astype(str), return_inverse=True) if cols["vm"].size \
+        else (None, np.zeros(0, np.int64))
+    order = np.lexsort((cols["vcpu"], vm_rank.ravel(), cols["start"]))
+    return Table({k: cols[k][order] for k in _PRE_SPEC})
 
 
 def _thread_rows(states: VmStates) -> list[dict[str, Any]]:
@@ -205,7 +233,17 @@ def _thread_rows(states: VmStates) -> list[dict[str, Any]]:
 
 
 def analyze(ts: TraceSet, pairs: Mapping[str, int] | None = None, sync: bool = True,
-            snap: bool = True) -> VmReport:
+            snap: bool = True, sync_result: SyncResult | None = None) -> VmReport:
     """Machines, pairing and clocks (:func:`~tracewatch.vm.machines.discover`), vCPU states
-    (:func:`~tracewatch.vm.vcpu.vcpu_states`) and the report tables."""
-    return vm_report(vcpu_states(discover(ts, pairs, sync), snap))
+    (:func:`~tracewatch.vm.vcpu.vcpu_states`) and the report tables, in one pass over ``ts``.
+
+    The sync events are matched in that same pass, unless ``sync_result`` (a
+    :func:`tracewatch.sync.synchronize` of the same traces) already holds them and the fits;
+    each guest's clock is put on its host's from the pairs they exchanged."""
+    matches = sync_result.matches if sync and sync_result is not None else None
+    fitted = sync_result.edges if matches is not None and sync_result is not None else None
+    gather = SyncColumns(ts) if sync and matches is None else None
+    machines = read_vm_events(ts, gather)
+    if gather is not None:
+        matches = gather.result()
+    return vm_report(vcpu_states(discover(ts, pairs, sync, machines, matches, fitted), snap))

@@ -24,6 +24,12 @@ then moved to the nearest window edge.
 Who preempted: the host task switched in on that physical CPU (tid, comm); when it is another
 VM's vCPU thread, that VM, vCPU and the guest task it was running at that time.
 
+Everything is computed on NumPy columns: per vCPU thread its events are sorted once and each
+state component is carried forward from the last event of its family
+(``np.maximum.accumulate`` over positions), preemptions and hypervisor exits are read off at
+the events that close them, culprits are found with ``np.searchsorted`` in the guest
+timelines.
+
 Results are :class:`tracewatch.analyses.Table` objects (dicts of NumPy arrays).
 Imports :mod:`tracewatch.sync`, :mod:`tracewatch.analyses` and this package only.
 """
@@ -165,22 +171,20 @@ def _windows(h: Machine, hx: _HostIdx, tid: int) -> tuple[np.ndarray, np.ndarray
 
 def _snap(t: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Move each time outside every window [starts, ends] to the nearest window edge (only
-    between the first window's start and the last window's end)."""
+    between the first window's start and the last window's end; the earlier edge on ties)."""
     if t.size == 0 or starts.size == 0:
         return t
     out = t.copy()
     i = np.searchsorted(starts, t, side="right") - 1
-    last_end = int(ends[-1])
-    for j in np.flatnonzero(i >= 0).tolist():
-        k, x = int(i[j]), int(t[j])
-        if x <= ends[k] or x > last_end:
-            continue
-        prev_end = int(ends[k])
-        if k + 1 < starts.size:
-            nxt = int(starts[k + 1])
-            out[j] = prev_end if x - prev_end <= nxt - x else nxt
-        else:
-            out[j] = prev_end
+    j = np.flatnonzero(i >= 0)
+    k = i[j]
+    x = t[j]
+    gap = (x > ends[k]) & (x <= ends[-1])
+    j, k, x = j[gap], k[gap], x[gap]
+    prev_end = ends[k]
+    nxt = starts[np.minimum(k + 1, starts.size - 1)]
+    last = k + 1 >= starts.size
+    out[j] = np.where(last | (x - prev_end <= nxt - x), prev_end, nxt)
     return out
 
 
@@ -197,8 +201,7 @@ def _guest_timeline(vm: VirtualMachine, vcpu: int, windows: tuple[np.ndarray, np
         d = np.abs(s - t)
         moved, shift = int((d > 0).sum()), int(d.max()) if d.size else 0
         t = s
-    prev_tid, prev_comm = sw["prev_tid"][on], sw["prev_comm"][on]
-    first = (int(prev_tid[0]), str(prev_comm[0])) if prev_tid.size else None
+    first = g.first_switch.get(vcpu) if on.any() else None
     return GuestTimeline(t.astype(np.int64), sw["next_tid"][on].astype(np.int64),
                          sw["next_comm"][on], moved, shift, first)
 
@@ -210,40 +213,54 @@ _IN, _ENTRY, _GUEST, _EXIT, _OUT = range(5)
 def _ranges(m: np.ndarray, starts: np.ndarray, ends: np.ndarray, bound: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """For each time of ``m`` and each window [starts, ends] near it: the range [lo, hi] of
-    offsets (|offset| <= bound) that put it inside that window."""
+    offsets (|offset| <= bound) that put it inside that window (in no particular order)."""
     k0 = np.searchsorted(ends, m - bound, side="left")
     k1 = np.searchsorted(starts, m + bound, side="right")
-    cnt = np.clip(k1 - k0, 0, None)
-    total = int(cnt.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    ev = np.repeat(np.arange(m.size), cnt)
-    first = np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ks = k0[ev] + (np.arange(total) - first)
-    lo = np.maximum(starts[ks] - m[ev], -bound)
-    hi = np.minimum(ends[ks] - m[ev], bound)
+    cnt = k1 - k0
+    one = cnt == 1  # most times: one window near them
+    k, mo = k0[one], m[one]
+    los, his = [np.maximum(starts[k] - mo, -bound)], [np.minimum(ends[k] - mo, bound)]
+    many = np.flatnonzero(cnt > 1)
+    if many.size:
+        c = cnt[many]
+        total = int(c.sum())
+        ev = np.repeat(many, c)
+        first = np.repeat(np.cumsum(c) - c, c)
+        ks = k0[ev] + (np.arange(total) - first)
+        los.append(np.maximum(starts[ks] - m[ev], -bound))
+        his.append(np.minimum(ends[ks] - m[ev], bound))
+    lo, hi = np.concatenate(los), np.concatenate(his)
     ok = lo <= hi
     return lo[ok], hi[ok]
 
 
 def _best_range(lo: np.ndarray, hi: np.ndarray) -> tuple[int, int, int]:
     """(count, a, b): the offsets in [a, b] lie in the most ranges [lo, hi] (``count``); the
-    range nearest 0 on ties."""
+    range nearest 0 on ties.
+
+    The coverage is highest just after some range opens: at each distinct ``lo`` value ``v``
+    it is #(lo <= v) - #(hi < v); a best range runs from such a ``v`` to the nearest
+    ``hi >= v``.  The ranges equal to [min lo, max hi] (most: a guest event deep inside a
+    guest-mode window) cover every candidate: they are counted, not sorted."""
     if lo.size == 0:
         return 0, 0, 0
-    vals = np.concatenate([lo, hi])
-    steps = np.concatenate([np.ones(lo.size, np.int64), -np.ones(hi.size, np.int64)])
-    order = np.lexsort((-steps, vals))  # closed ranges: an opening before a closing
-    vals, steps = vals[order], steps[order]
-    cov = np.cumsum(steps)
+    lmin, hmax = int(lo.min()), int(hi.max())
+    full = (lo == lmin) & (hi == hmax)
+    n_full = int(np.count_nonzero(full))
+    if n_full == lo.size:
+        return n_full, lmin, hmax
+    if n_full:
+        lo, hi = lo[~full], hi[~full]
+    los, his = np.sort(lo), np.sort(hi)
+    v = los[np.concatenate(([True], los[1:] != los[:-1]))]
+    cov = np.searchsorted(los, v, side="right") - np.searchsorted(his, v, side="left")
     best = int(cov.max())
-    at = np.flatnonzero((cov == best) & (steps == 1))
-    at = at[at + 1 < vals.size]
-    rs = [(int(vals[i]), int(vals[i + 1])) for i in at.tolist()]
-    if not rs:
-        return 0, 0, 0
-    a, b = min(rs, key=lambda r: 0 if r[0] <= 0 <= r[1] else min(abs(r[0]), abs(r[1])))
-    return best, a, b
+    a = v[cov == best]
+    best += n_full
+    b = his[np.searchsorted(his, a, side="left")]
+    dist = np.where((a <= 0) & (b >= 0), 0, np.minimum(np.abs(a), np.abs(b)))
+    k = int(np.argmin(dist))
+    return best, int(a[k]), int(b[k])
 
 
 def _refine(vm: VirtualMachine, windows: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]],
@@ -267,10 +284,12 @@ def _refine(vm: VirtualMachine, windows: dict[tuple[str, int], tuple[np.ndarray,
         return None
     mid = (min(int(p[0][0]) for p in parts) + max(int(p[0][-1]) for p in parts)) // 2
 
+    dms = [(m - mid).astype(np.float64) for m, _, _ in parts]
+
     def score(e: float) -> tuple[int, int, int]:
         los, his = [], []
-        for m, st, en in parts:
-            lo, hi = _ranges(m + np.rint(e * (m - mid)).astype(np.int64), st, en, bound)
+        for (m, st, en), dm in zip(parts, dms, strict=True):
+            lo, hi = _ranges(m + np.rint(e * dm).astype(np.int64), st, en, bound)
             los.append(lo)
             his.append(hi)
         return _best_range(np.concatenate(los), np.concatenate(his))
@@ -322,11 +341,12 @@ def vcpu_states(setup: VmSetup, snap: bool = True, refine_bound: int = 200_000,
                     notes.append(f"{vm.name} vCPU {v}: {tl.moved} guest sched_switch mapped "
                                  f"outside guest mode moved into it (at most {tl.max_shift} ns)")
     start, end = _time_range(setup, timelines)
+    threads = _thread_map(setup)
     out: list[VcpuStates] = []
     for vm in setup.vms:
         for v, tid in vm.vcpus.items():
-            out.append(_one_vcpu(setup, vm, v, tid, hidx[vm.host.host_id],
-                                 timelines.get((vm.name, v)), timelines, end))
+            out.append(_one_vcpu(vm, v, tid, hidx[vm.host.host_id],
+                                 timelines.get((vm.name, v)), threads, timelines, end))
     return VmStates(setup, out, timelines, start, end, notes)
 
 
@@ -346,116 +366,162 @@ def _time_range(setup: VmSetup, timelines: dict[tuple[str, int], GuestTimeline]
     return (min(lo), max(hi)) if lo else (0, 0)
 
 
-def _culprit(setup: VmSetup, host: Machine, next_tid: int, next_comm: str,
-             timelines: dict[tuple[str, int], GuestTimeline], t: int
-             ) -> tuple[str, int, int, str]:
-    """(vm, vcpu, guest tid, guest comm) of a culprit that is a vCPU thread, else ("", -1,
-    -1, "")."""
-    got = setup.vm_of_thread(host, next_tid)
-    if got is None:
-        return "", -1, -1, ""
-    ovm, ov = got
-    tl = timelines.get((ovm.name, ov))
-    cur = tl.at(t) if tl is not None else None
-    if cur is None:
-        return ovm.name, ov, -1, ""
-    return ovm.name, ov, cur[0], cur[1]
+_ThreadMap = dict[tuple[str, int], tuple[str, int]]
 
 
-def _one_vcpu(setup: VmSetup, vm: VirtualMachine, vcpu: int, tid: int, hx: _HostIdx,
-              tl: GuestTimeline | None, timelines: dict[tuple[str, int], GuestTimeline],
+def _thread_map(setup: VmSetup) -> _ThreadMap:
+    """(host id, host tid) -> (VM name, vCPU id) of every vCPU thread (first VM first, as
+    :meth:`VmSetup.vm_of_thread`)."""
+    out: _ThreadMap = {}
+    for vm in setup.vms:
+        for v, tid in vm.vcpus.items():
+            out.setdefault((vm.host.host_id, tid), (vm.name, v))
+    return out
+
+
+def _culprits(host: Machine, threads: _ThreadMap, timelines: dict[tuple[str, int], GuestTimeline],
+              next_tid: np.ndarray, t: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per preemption (culprit host tid ``next_tid`` switched in at ``t``): the VM, vCPU,
+    guest tid and guest comm when the culprit is a vCPU thread, else ("", -1, -1, "")."""
+    n = next_tid.size
+    cvm, cv = np.full(n, "", object), np.full(n, -1, np.int64)
+    cgt, cgc = np.full(n, -1, np.int64), np.full(n, "", object)
+    for nt in np.unique(next_tid).tolist():
+        got = threads.get((host.host_id, nt))
+        if got is None:
+            continue
+        sel = np.flatnonzero(next_tid == nt)
+        cvm[sel], cv[sel] = got
+        tl = timelines.get(got)
+        if tl is None:
+            continue
+        k = np.searchsorted(tl.t, t[sel], side="right") - 1
+        inside = k >= 0
+        cgt[sel[inside]] = tl.tid[k[inside]]
+        cgc[sel[inside]] = tl.comm[k[inside]]
+        if tl.first is not None:
+            cgt[sel[~inside]], cgc[sel[~inside]] = tl.first
+    return cvm, cv, cgt, cgc
+
+
+def _last_where(mask: np.ndarray) -> np.ndarray:
+    """For each position, the last position at or before it where ``mask`` holds (-1)."""
+    return np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1))
+
+
+def _guest_comms(tl: GuestTimeline | None) -> dict[int, str]:
+    """Guest tid -> its last comm, in order of first appearance."""
+    if tl is None or tl.tid.size == 0:
+        return {}
+    tids = tl.tid
+    u, first = np.unique(tids, return_index=True)
+    _, rev = np.unique(tids[::-1], return_index=True)
+    last = tids.size - 1 - rev
+    order = np.argsort(first, kind="stable")
+    return {int(a): str(c) for a, c in zip(u[order].tolist(), tl.comm[last[order]].tolist(),
+                                           strict=True)}
+
+
+def _one_vcpu(vm: VirtualMachine, vcpu: int, tid: int, hx: _HostIdx, tl: GuestTimeline | None,
+              threads: _ThreadMap, timelines: dict[tuple[str, int], GuestTimeline],
               end: int) -> VcpuStates:
+    """The states of one vCPU thread, vectorized.
+
+    The events of the thread (host switches in/out, kvm entries/exits, the guest's switches
+    on that vCPU) are sorted by (time, kind, position) and every state component is the
+    value set by the last event of its family at or before each position: the guest task by
+    the last guest switch, IN_HYPERVISOR by the last kvm exit/entry, PREEMPTED/HALTED by the
+    first switch-out after the last switch-in (a second switch-out while off changes
+    nothing)."""
     h = vm.host
-    ev: list[tuple[int, int, int, int]] = []  # (t, kind, seq/index, payload index)
     en, ex, sw = h.get("kvm_entry"), h.get("kvm_exit"), h.get("sched_switch")
-    for i in np.flatnonzero(hx.entry_tid == tid).tolist():
-        ev.append((int(en["timestamp"][i]), _ENTRY, int(en["seq"][i]), i))
-    for i in np.flatnonzero(hx.exit_tid == tid).tolist():
-        ev.append((int(ex["timestamp"][i]), _EXIT, int(ex["seq"][i]), i))
-    for i in np.flatnonzero(sw["prev_tid"] == tid).tolist():
-        ev.append((int(sw["timestamp"][i]), _OUT, int(sw["seq"][i]), i))
-    for i in np.flatnonzero(sw["next_tid"] == tid).tolist():
-        ev.append((int(sw["timestamp"][i]), _IN, int(sw["seq"][i]), i))
-    comms: dict[int, str] = {}
+    i_en, i_ex = np.flatnonzero(hx.entry_tid == tid), np.flatnonzero(hx.exit_tid == tid)
+    i_out, i_in = np.flatnonzero(sw["prev_tid"] == tid), np.flatnonzero(sw["next_tid"] == tid)
+    gt = tl.t if tl is not None else np.zeros(0, np.int64)
+    gi = np.arange(gt.size)
+    srcs = ((_IN, sw, i_in), (_ENTRY, en, i_en), (_GUEST, None, gi), (_EXIT, ex, i_ex),
+            (_OUT, sw, i_out))
+    t = np.concatenate([gt if c is None else c["timestamp"][i] for _, c, i in srcs])
+    kind = np.concatenate([np.full(i.size, k, np.int8) for k, _, i in srcs])
+    seq = np.concatenate([gi if c is None else c["seq"][i] for _, c, i in srcs])
+    pay = np.concatenate([i for _, _, i in srcs])
+    order = np.lexsort((seq, kind, t))
+    t, kind, pay = t[order].astype(np.int64), kind[order], pay[order]
+    n = t.size
+    # guest task and base state: the last guest switch
+    lg = _last_where(kind == _GUEST)
+    gtid = np.full(n, -1, np.int64)
     if tl is not None:
-        for i in range(tl.t.size):
-            ev.append((int(tl.t[i]), _GUEST, i, i))
-            comms[int(tl.tid[i])] = str(tl.comm[i])
-    ev.sort()
-    starts: list[int] = []
-    ends: list[int] = []
-    states: list[int] = []
-    gtids: list[int] = []
-    pre_rows: list[tuple[int, int, int, int, str, str, int, int, str, bool]] = []
-    exit_rows: list[tuple[int, int, int, int, int]] = []
-    base, gtid, hv, pre, halted = UNKNOWN, -1, False, False, False
-    hv_start, hv_reason, hv_pre = -1, -1, 0
-    pre_start = off_start = -1
-    pre_info: tuple[int, int, str, str, int, int, str] = (-1, -1, "", "", -1, -1, "")
-    last = ev[0][0] if ev else end
-
-    def emit(t: int) -> None:
-        if t <= last:
-            return
-        st = (base | (IN_HYPERVISOR if hv else 0) | (PREEMPTED if pre else 0)
-              | (HALTED if halted else 0))
-        if states and states[-1] == st and gtids[-1] == gtid and ends[-1] == last:
-            ends[-1] = t
-        else:
-            starts.append(last)
-            ends.append(t)
-            states.append(st)
-            gtids.append(gtid)
-
-    for t, kind, _seq, i in ev:
-        emit(t)
-        last = max(last, t)
-        if kind == _GUEST:
-            assert tl is not None
-            gtid = int(tl.tid[i])
-            base = RUNNING if gtid > 0 else IDLE
-        elif kind == _EXIT:
-            hv, hv_start, hv_reason, hv_pre = True, t, int(ex["exit_reason"][i]), 0
-        elif kind == _ENTRY:
-            if hv and hv_start >= 0:
-                wall = t - hv_start
-                exit_rows.append((hv_start, t, hv_reason, wall, wall - hv_pre))
-            hv, hv_start = False, -1
-        elif kind == _OUT:
-            if pre or halted:
-                continue
-            off_start = t
-            if int(sw["prev_state"][i]) & 3 == 0:
-                pre, pre_start = True, t
-                nt, nc, c = int(sw["next_tid"][i]), str(sw["next_comm"][i]), int(sw["cpu"][i])
-                pre_info = (c, nt, nc, *_culprit(setup, h, nt, nc, timelines, t))
-            else:
-                halted = True
-        elif kind == _IN:
-            if pre:
-                pre_rows.append((pre_start, t, *pre_info, True))
-            if (pre or halted) and hv and hv_start >= 0:
-                hv_pre += t - max(off_start, hv_start)
-            pre = halted = False
-    emit(end)
-    if pre:
-        pre_rows.append((pre_start, max(end, pre_start), *pre_info, False))
-    intervals = Table({"start": np.array(starts, np.int64), "end": np.array(ends, np.int64),
-                       "state": np.array(states, np.int64), "guest_tid": np.array(gtids, np.int64)})
-    pcols = list(zip(*pre_rows, strict=True)) if pre_rows else [()] * 10
+        known = lg >= 0
+        gtid[known] = tl.tid[pay[lg[known]]]
+    base = np.where(lg < 0, UNKNOWN, np.where(gtid > 0, RUNNING, IDLE))
+    # IN_HYPERVISOR: the last kvm exit/entry is an exit
+    lh = _last_where((kind == _ENTRY) | (kind == _EXIT))
+    hv = (lh >= 0) & (kind[lh] == _EXIT)
+    hv_start = np.where(hv, t[lh], -1)
+    hv_ok = hv & (hv_start >= 0)
+    # off its CPU: the last switch in/out is an out; the first out after an in decides
+    io = np.flatnonzero((kind == _IN) | (kind == _OUT))
+    prev_io = np.concatenate(([_IN], kind[io[:-1]])) if io.size else kind[io]
+    eff = np.zeros(n, bool)
+    eff[io[(kind[io] == _OUT) & (prev_io == _IN)]] = True
+    closing = io[(kind[io] == _IN) & (prev_io == _OUT)]  # an in ending an off stretch
+    li = _last_where((kind == _IN) | (kind == _OUT))
+    off = (li >= 0) & (kind[li] == _OUT)
+    le = _last_where(eff)  # the switch-out that started the current off stretch
+    runnable = np.zeros(n, bool)
+    started = le >= 0
+    runnable[started] = (sw["prev_state"][pay[le[started]]] & 3) == 0
+    pre, halted = off & runnable, off & ~runnable
+    state = (base | np.where(hv, IN_HYPERVISOR, 0) | np.where(pre, PREEMPTED, 0)
+             | np.where(halted, HALTED, 0))
+    intervals = _intervals(t, state, gtid, end)
+    # hypervisor time: exits closed by an entry, minus the off-CPU time in between
+    contrib = np.zeros(n, np.int64)
+    c = closing[hv_ok[closing - 1]]
+    contrib[c] = t[c] - np.maximum(t[le[c - 1]], hv_start[c - 1])
+    cum = np.cumsum(contrib)
+    k = np.flatnonzero(kind == _ENTRY)
+    k = k[k >= 1]
+    k = k[hv_ok[k - 1]]
+    x = lh[k - 1]
+    wall = t[k] - t[x]
+    exits = Table({"start": t[x], "end": t[k], "reason": ex["exit_reason"][pay[x]],
+                   "wall_ns": wall, "hypervisor_ns": wall - (cum[k] - cum[x])})
+    # preemptions: closed by a switch-in, and maybe one still open at the end
+    c = closing[pre[closing - 1]]
+    outs = le[c - 1]
+    p_end = t[c]
+    complete = np.ones(c.size, bool)
+    if n and pre[-1]:
+        outs = np.append(outs, le[-1])
+        p_end = np.append(p_end, max(end, int(t[le[-1]])))
+        complete = np.append(complete, False)
+    o = pay[outs]
+    p_start = t[outs]
+    cvm, cv, cgt, cgc = _culprits(h, threads, timelines, sw["next_tid"][o], p_start)
     preemptions = Table({
-        "start": np.array(pcols[0], np.int64), "end": np.array(pcols[1], np.int64),
-        "duration": np.array(pcols[1], np.int64) - np.array(pcols[0], np.int64),
-        "cpu": np.array(pcols[2], np.int64), "culprit_tid": np.array(pcols[3], np.int64),
-        "culprit_comm": np.array(pcols[4], object), "culprit_vm": np.array(pcols[5], object),
-        "culprit_vcpu": np.array(pcols[6], np.int64),
-        "culprit_guest_tid": np.array(pcols[7], np.int64),
-        "culprit_guest_comm": np.array(pcols[8], object),
-        "complete": np.array(pcols[9], bool)})
-    ecols = list(zip(*exit_rows, strict=True)) if exit_rows else [()] * 5
-    exits = Table({"start": np.array(ecols[0], np.int64), "end": np.array(ecols[1], np.int64),
-                   "reason": np.array(ecols[2], np.int64),
-                   "wall_ns": np.array(ecols[3], np.int64),
-                   "hypervisor_ns": np.array(ecols[4], np.int64)})
-    return VcpuStates(vm.name, vcpu, tid, intervals, preemptions, exits, comms)
+        "start": p_start, "end": p_end, "duration": p_end - p_start, "cpu": sw["cpu"][o],
+        "culprit_tid": sw["next_tid"][o], "culprit_comm": sw["next_comm"][o].astype(object),
+        "culprit_vm": cvm, "culprit_vcpu": cv, "culprit_guest_tid": cgt,
+        "culprit_guest_comm": cgc, "complete": complete})
+    return VcpuStates(vm.name, vcpu, tid, intervals, preemptions, exits, _guest_comms(tl))
 
+
+def _intervals(t: np.ndarray, state: np.ndarray, gtid: np.ndarray, end: int) -> Table:
+    """Intervals between consecutive event times (the last one until ``end``) with the state
+    after the first event, empty ones dropped and equal neighbours merged."""
+    if t.size == 0:
+        z = np.zeros(0, np.int64)
+        return Table({"start": z, "end": z.copy(), "state": z.copy(), "guest_tid": z.copy()})
+    s = t
+    e = np.append(t[1:], max(end, int(t[-1])))
+    keep = e > s
+    s, e, st, g = s[keep], e[keep], state[keep], gtid[keep]
+    new = np.ones(s.size, bool)
+    new[1:] = (st[1:] != st[:-1]) | (g[1:] != g[:-1])
+    first = np.flatnonzero(new)
+    last = np.append(first[1:] - 1, s.size - 1)
+    return Table({"start": s[first], "end": e[last], "state": st[first].astype(np.int64),
+                  "guest_tid": g[first]})
