@@ -7,39 +7,51 @@ line too (exit status 2), with the traceback only when ``TRACEWATCH_DEBUG`` is s
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from ..errors import TracewatchError
-from .analyses import cputop_cmd, io_cmd, irq_cmd, mem_cmd, sched_cmd, syscalls_cmd
-from .critical import critical_path
-from .dump import dump
-from .live import live
-from .sim import sim
-from .sync import sync
-from .vm import vm
+
+#: command name -> (module under tracewatch.cli, attribute): each command's module (and what it
+#: imports: rich, the analyses, the simulator...) is loaded only when that command runs
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dump": ("dump", "dump"),
+    "live": ("live", "live"),
+    "cputop": ("analyses", "cputop_cmd"),
+    "sched": ("analyses", "sched_cmd"),
+    "syscalls": ("analyses", "syscalls_cmd"),
+    "irq": ("analyses", "irq_cmd"),
+    "io": ("analyses", "io_cmd"),
+    "mem": ("analyses", "mem_cmd"),
+    "sync": ("sync", "sync"),
+    "sim": ("sim", "sim"),
+    "vm": ("vm", "vm"),
+    "critical-path": ("critical", "critical_path"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when used (``tracewatch --help`` imports all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        cmd = getattr(importlib.import_module(f"{__package__}.{spec[0]}"), spec[1])
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tracewatch")
 def cli() -> None:
     """Monitor the performance of hosts and virtual machines from LTTng kernel traces."""
-
-
-cli.add_command(dump)
-cli.add_command(live)
-cli.add_command(cputop_cmd)
-cli.add_command(sched_cmd)
-cli.add_command(syscalls_cmd)
-cli.add_command(irq_cmd)
-cli.add_command(io_cmd)
-cli.add_command(mem_cmd)
-cli.add_command(sync)
-cli.add_command(sim)
-cli.add_command(vm)
-cli.add_command(critical_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -450,13 +450,8 @@ def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
         rows = [(process(x["comm"], x["pid"]), size(x[f"{kind}_bytes"]), unknown(), unknown(),
                  size(x[f"{kind}_bytes"])) for x in t.rows()]
         out.append(result_table("io", "per-process-top", r.begin, r.end, rows, kind))
-    pf = r.per_file
-    for kind in ("read", "write") if pf is not None else ():
-        t = pf.take(np.argsort(-pf[f"{kind}_bytes"], kind="stable"))
-        t = _head(t.take(t[f"{kind}_bytes"] > 0), top)
-        rows = [(path(x["path"]), size(x[f"{kind}_bytes"]), number(x[f"{kind}_count"]),
-                 string(x["fds"])) for x in t.rows()]
-        out.append(result_table("io", "per-file-top", r.begin, r.end, rows, kind))
+    if r.per_file is not None:
+        out.extend(_per_file_tables(r, r.per_file, top))
     if r.disk.nrows:
         by_sec = _head(r.disk.take(np.argsort(-r.disk["sectors"], kind="stable")), top)
         out.append(result_table("io", "per-disk-top-sector", r.begin, r.end,
@@ -464,6 +459,17 @@ def io_tables(r: IoResult, top: int | None = 10) -> list[Obj]:
         by_rq = _head(r.disk.take(np.argsort(-r.disk["count"], kind="stable")), top)
         out.append(result_table("io", "per-disk-top-request", r.begin, r.end,
                                 [(disk(x["disk"]), number(x["count"])) for x in by_rq.rows()]))
+    return out
+
+
+def _per_file_tables(r: IoResult, pf: Table, top: int | None) -> list[Obj]:
+    out = []
+    for kind in ("read", "write"):
+        t = pf.take(np.argsort(-pf[f"{kind}_bytes"], kind="stable"))
+        t = _head(t.take(t[f"{kind}_bytes"] > 0), top)
+        rows = [(path(x["path"]), size(x[f"{kind}_bytes"]), number(x[f"{kind}_count"]),
+                 string(x["fds"])) for x in t.rows()]
+        out.append(result_table("io", "per-file-top", r.begin, r.end, rows, kind))
     return out
 
 
