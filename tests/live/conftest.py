@@ -223,6 +223,7 @@ class LttngSessions:
     """Factory of live tracing sessions sent to one relayd."""
 
     relayd: Relayd
+    procname: str  # the traced app's executable name (see ``ust_app``)
     names: list[str] = field(default_factory=list)
 
     def new_name(self) -> str:
@@ -245,7 +246,10 @@ class LttngSessions:
             "-U",
             f"net://127.0.0.1:{ctl}:{data}",
         )
-        _run("lttng", "enable-event", "-u", "-s", name, "tracewatch_test:*")
+        # apps of other test runs sharing the root sessiond write into per-UID buffers of
+        # every session: keep this run's app only (its executable name is unique)
+        _run("lttng", "enable-event", "-u", "-s", name, "tracewatch_test:*",
+             "--filter", f'$ctx.procname == "{self.procname}"')
         _run("lttng", "add-context", "-u", "-s", name, "-t", "vpid")
         if start:
             _run("lttng", "start", name)
@@ -263,8 +267,8 @@ class LttngSessions:
 
 
 @pytest.fixture
-def lttng_session(relayd: Relayd) -> Iterator[LttngSessions]:
-    sessions = LttngSessions(relayd)
+def lttng_session(relayd: Relayd, ust_app: UstApp) -> Iterator[LttngSessions]:
+    sessions = LttngSessions(relayd, ust_app.path.name)
     yield sessions
     sessions.cleanup()
 
@@ -304,7 +308,8 @@ class UstApp:
 @pytest.fixture(scope="session")
 def ust_app(tmp_path_factory: pytest.TempPathFactory) -> UstApp:
     _require_tools()
-    out = tmp_path_factory.mktemp("ust-app") / "ust_app"
+    # a name unique to this test run (at most 15 characters: the kernel's comm)
+    out = tmp_path_factory.mktemp("ust-app") / f"ua{os.getpid()}"[:15]
     _run(
         "gcc",
         "-O1",

@@ -141,3 +141,79 @@ def test_live_count_per_period_equals_babeltrace2_windows(
     assert len(docs) == len(expected)
     assert got == expected
     assert sum(got.values()) == n
+
+
+class WallLineReader(LineReader):
+    """LineReader that also keeps each line's arrival on the wall clock (ns since the epoch),
+    the clock LTTng timestamps are given in (monotonic clock + the trace's offset)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.wall: list[int] = []
+        super().__init__(proc)
+
+    def _run(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.wall.append(time.time_ns())
+            self.lines.append((time.monotonic(), line))
+
+
+LIVE_TIMER_S = 1.0  # conftest's lttng create --live 1000000
+CLOSE_SLACK_S = 0.25  # viewer polling (retry interval 0.1 s) + relayd + decoding + printing
+
+
+def test_quiet_session_closes_its_window_on_beacons(
+    relayd: Relayd, lttng_session: LttngSessions, ust_app: UstApp
+) -> None:
+    """The app emits a burst of 40 events (2 ms apart), stays quiet 6 s, then emits one more.
+    ``tracewatch live --analysis count --period 1s --mi`` prints the window holding the burst
+    without waiting for that later event: within the live timer + 0.25 s after the window's
+    end (relayd's inactivity beacons, at each live timer tick, tell that the streams passed it).
+
+    Checked: the first window is printed before the late event is emitted, holds the 40 burst
+    events (babeltrace2 reads them from relayd's on-disk output: timestamps and count), and
+    its print time (wall clock) - its end (first event + 1 s, trace clock) is below 1.25 s.
+    """
+    burst, quiet_us = 40, 6_000_000
+    name = lttng_session.create()
+    wait_listed(relayd, name)
+    proc = subprocess.Popen([*TRACEWATCH, "live", relayd.url(name), "--analysis", "count",
+                             "--period", "1s", "--mi"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        reader = WallLineReader(proc)
+        try:
+            wait_viewers(relayd, name, 1)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(f"viewer did not attach: {proc.communicate(timeout=10)[1]}") from None
+        app = ust_app.start(burst + 1, 2_000, pause_at=burst, pause_us=quiet_us)
+        assert app.wait(60) == 0
+        time.sleep(LIVE_TIMER_FLUSH)
+        lttng_session.destroy(name)
+        proc.wait(30)
+        reader.join(10)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    (session_dir,) = relayd.session_dirs(name)
+    stamps = bt_timestamps(session_dir)
+    assert len(stamps) == burst + 1
+    t0, late = stamps[0], stamps[-1]
+    assert late - stamps[burst - 1] >= quiet_us * 1000  # the quiet part is in the trace
+    docs = [json.loads(ln) for _, ln in reader.lines]
+    assert len(docs) == 2
+    first = _table(docs[0], "per-event")["time-range"]
+    assert (first["begin"]["value"], first["end"]["value"]) == (t0, stamps[burst - 1])
+    assert _table(docs[0], "total")["data"][0][0]["value"] == burst
+    assert _table(docs[1], "total")["data"][0][0]["value"] == 1
+    window_end = t0 + PERIOD
+    printed = reader.wall[0]
+    lag = (printed - window_end) / 1e9
+    print(f"window [t0, t0 + 1 s) printed {lag:.3f} s after its end; late event "
+          f"{(late - printed) / 1e9:.3f} s after the print")
+    assert printed < late
+    assert lag <= LIVE_TIMER_S + CLOSE_SLACK_S

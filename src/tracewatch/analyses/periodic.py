@@ -4,8 +4,11 @@
 :class:`~tracewatch.live.source.LiveTraceSet` yields them while a session runs; a file trace
 set works too) and cuts them into windows [t0 + k * period, t0 + (k + 1) * period), t0 the
 first event. When a batch reaches past the end of the current window, that window's result
-is computed and returned; :meth:`PeriodicRunner.finish` gives the last, partial one.
-Windows without events are left out, as ``--period`` does offline.
+is computed and returned; so is every window that ends at or before a *time mark* given to
+:meth:`PeriodicRunner.advance` (a live trace set's low watermark: every event before it was
+delivered, which beacons move forward on a quiet session). :meth:`PeriodicRunner.finish`
+gives the last, partial one. Windows without events are left out, as ``--period`` does
+offline. :func:`stream_periods` uses the trace set's ``timed_batches()`` when it has one.
 
 Analyses: ``count`` (events per name, for any trace, UST included) and the kernel analyses
 ``cputop``, ``sched``, ``syscalls``, ``irq``. A kernel analysis reads each window's batches
@@ -21,7 +24,7 @@ a live trace set counts them when their packets are decoded) and the number of *
 events (older than the window being filled: a live stream found late) which are left out.
 
 Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel` only (no live import: the trace
-set is duck-typed for ``discarded``).
+set is duck-typed for ``discarded`` and ``timed_batches``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ..ctf.batch import EventBatch
 from ..ctf.trace import TraceSet
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import KernelColumns
-from . import Table
+from . import Table, periodic_state
 from . import cputop as _cputop
 from . import irq as _irq
 from . import sched as _sched
@@ -178,6 +181,28 @@ class PeriodicRunner:
             return _Kernel(_irq._read, lambda kc, ts: _irq.irq_from_columns(kc, cpus))
         return None
 
+    @property
+    def retained_rows(self) -> dict[str, int]:
+        """Per kernel analysis, the rows of past events it holds (its sequential state)."""
+        return {name: periodic_state.rows(k.columns) for name, k in self._kernel.items()}
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of those rows' column arrays."""
+        return sum(periodic_state.nbytes(k.columns) for k in self._kernel.values())
+
+    def advance(self, t: int) -> list[PeriodResult]:
+        """Every event before ``t`` (ns) was fed: return the window being filled if it ends at
+        or before ``t`` (later events of it would be late)."""
+        if self.origin is None:
+            return []
+        w = (int(t) - self.origin) // self.period  # the window holding t
+        if w <= self._index:
+            return []
+        r = self._close()
+        self._index = w
+        return [] if r is None else [r]
+
     def feed(self, batch: EventBatch) -> list[PeriodResult]:
         """Take the next batch (time order); return the windows it completed."""
         n = len(batch)
@@ -232,6 +257,7 @@ class PeriodicRunner:
                 k.add(part, self._seq0)
                 kc = KernelColumns(part.layout, dict(k.columns), first, last, n)
                 results[name] = k.run(kc, self.ts)
+                k.columns = periodic_state.retain(name, k.columns)
         if "count" in self.analyses:
             gids = np.concatenate([b.gid for b in batches])
             results["count"] = count_events(self.ts.classes, gids, first, last)
@@ -245,8 +271,13 @@ class PeriodicRunner:
 def stream_periods(ts: TraceSet, period: int, analyses: Iterable[str] = ("count",),
                    **options: Any) -> Iterator[PeriodResult]:
     """Read ``ts`` once and yield each window's :class:`PeriodResult` as soon as it is over
-    (the last one when the trace set ends). ``options`` go to :class:`PeriodicRunner`."""
+    (the last one when the trace set ends). ``options`` go to :class:`PeriodicRunner`.
+
+    A trace set with ``timed_batches()`` (a live one) also closes windows on its time marks,
+    without waiting for a later event."""
     runner = PeriodicRunner(ts, period, analyses, **options)
-    for b in ts.batches():
-        yield from runner.feed(b)
+    timed = getattr(ts, "timed_batches", None)
+    items: Iterable[EventBatch | int] = timed() if timed is not None else ts.batches()
+    for x in items:
+        yield from runner.advance(x) if isinstance(x, int) else runner.feed(x)
     yield from runner.finish()

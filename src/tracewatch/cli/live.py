@@ -3,9 +3,11 @@ follow one and print analyses per period as each period ends (``--analysis``).
 
 With ``net://HOST[:PORT]/host/HOSTNAME/SESSION --analysis count,cputop --period 1s`` the
 session is followed (:class:`~tracewatch.live.source.LiveTraceSet`) and each window's
-results (:mod:`tracewatch.analyses.periodic`) are printed, flushed, as soon as an event
-past the window arrives (``--mi``: one LAMI 1.0 document per line and window); the last,
-partial window when the session is destroyed, then exit 0.
+results (:mod:`tracewatch.analyses.periodic`) are printed, flushed, as soon as every stream
+has passed the window's end: by an event, by an inactivity beacon of relayd (a quiet session
+closes its windows one live timer period late at most) or by its end (``--mi``: one LAMI 1.0
+document per line and window); the last, partial window when the session is destroyed, then
+exit 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import click
 import numpy as np
 
-from ..analyses.periodic import ANALYSES, PeriodicRunner, PeriodResult
+from ..analyses.periodic import ANALYSES, PeriodResult, stream_periods
 from ..errors import TracewatchError
 from ..live.client import LiveClient, LiveError
 from ..live.protocol import ProtocolError, SessionInfo
@@ -111,11 +113,7 @@ def follow(url: str, analyses: list[str], period: int, mi: bool, timeout: float 
     ts = LiveTraceSet(url, on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True),
                       timeout=timeout)
     try:
-        runner = PeriodicRunner(ts, period, analyses)
-        for b in ts.batches():
-            for r in runner.feed(b):
-                _print_period(r, mi)
-        for r in runner.finish():
+        for r in stream_periods(ts, period, analyses):
             _print_period(r, mi)
     finally:
         ts.close()

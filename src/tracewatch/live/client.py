@@ -318,6 +318,11 @@ class SessionEnd:
 
 LiveItem = MetadataUpdate | NewStream | Packet | Inactivity | StreamEnd | SessionEnd
 
+#: Shared LIST_SESSIONS replies: (host, port) -> (time of the reply, sessions). Sessions
+#: following several relay sessions of one relayd share one listing per refresh interval
+#: (relayd answers LIST_SESSIONS slowly when it serves many sessions).
+ListCache = dict[tuple[str, int], tuple[float, list[SessionInfo]]]
+
 _log = logging.getLogger(__name__)
 _MAX_METADATA_REPLIES = 1024
 
@@ -393,7 +398,9 @@ class LiveSession:
     channel file name (``channel0_1``).
 
     Polling: GET_NEXT_INDEX per stream; RETRY and INACTIVE are polled again after
-    ``retry_interval`` (a tenth of the live timer, 10..100 ms); GET_NEW_STREAMS and
+    ``retry_interval`` (a tenth of the live timer, 10..100 ms), except a stream that has just
+    moved forward (packet or beacon) to INACTIVE: the next live timer tick comes one period
+    later, so it is polled again a period minus two retry intervals later; GET_NEW_STREAMS and
     LIST_SESSIONS run every ``refresh_interval`` (the live timer, 0.2..2 s) and at
     once when an index carries the new-stream flag, so apps started after the
     attach are seen; the session ends when every matching relay session is closed
@@ -425,6 +432,9 @@ class LiveSession:
     * Beacons: an ``Inactivity`` is only delivered when it moves the stream's
       horizon (last packet end or beacon) forward.
 
+    ``list_cache``: a :data:`ListCache` shared by the sessions of one process; a listing
+    younger than ``refresh_interval`` is reused (not while resuming after a loss).
+
     ``seek`` applies to the first attach only; re-attaching is always from the
     beginning, so with ``seek="last"`` a stream that had delivered nothing yet may
     get packets older than the first attach after a reconnection.
@@ -454,6 +464,7 @@ class LiveSession:
         max_packets_per_round: int = 32,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        list_cache: ListCache | None = None,
     ) -> None:
         self.url = url if isinstance(url, LiveUrl) else parse_live_url(url)
         if not self.url.names_session:
@@ -470,6 +481,7 @@ class LiveSession:
         self._user_refresh = refresh_interval
         self._clock = clock
         self._sleep = sleep
+        self._list_cache = list_cache
         #: Live timer of the matching relay sessions (microseconds), once known.
         self.live_timer_us: int | None = None
         #: Successful reconnections after the first connection.
@@ -532,7 +544,7 @@ class LiveSession:
             return
         client = self._new_client()
         try:
-            sessions = self._matching(client.list_sessions())
+            sessions = self._matching(self._list_sessions(client))
             if not sessions:
                 raise SessionNotFoundError(f"no relay session matches {self.url}")
             for info in sessions:
@@ -567,6 +579,18 @@ class LiveSession:
             if now >= deadline:
                 return []
             self._sleep(max(0.001, min(self._next_wakeup(now), deadline) - now))
+
+    def due_in(self) -> float:
+        """Seconds until :meth:`poll` has something to do (0: now; inf once ended), so that
+        a caller following many sessions can ``poll(0)`` only those due, then sleep."""
+        if self._ended or self._out:
+            return 0.0 if self._out else float("inf")
+        if not self._opened:
+            return 0.0
+        now = self._clock()
+        if self._refresh_now:
+            return 0.0
+        return max(0.0, self._next_wakeup(now) - now)
 
     def __iter__(self) -> Iterator[LiveItem]:
         """Yield items until (and including) ``SessionEnd``."""
@@ -607,6 +631,18 @@ class LiveSession:
             client.close()
             raise
         return client
+
+    def _list_sessions(self, client: LiveClient) -> list[SessionInfo]:
+        """LIST_SESSIONS, or a shared reply younger than the refresh interval."""
+        if self._list_cache is None:
+            return client.list_sessions()
+        key, now = (self.url.host, self.url.port), self._clock()
+        hit = self._list_cache.get(key)
+        if hit is not None and self._lost_at is None and 0 <= now - hit[0] < self.refresh_interval:
+            return hit[1]
+        sessions = client.list_sessions()
+        self._list_cache[key] = (self._clock(), sessions)
+        return sessions
 
     def _matching(self, sessions: list[SessionInfo]) -> list[SessionInfo]:
         return [
@@ -710,7 +746,7 @@ class LiveSession:
             rs.closed = status in (NewStreamsStatus.HUP, NewStreamsStatus.ERROR)
             if status is NewStreamsStatus.OK:
                 self._add_relay_streams(rs.info.id, infos)
-        listed = self._matching(client.list_sessions())
+        listed = self._matching(self._list_sessions(client))
         listed_ids = {s.id for s in listed}
         for rs in self._relay_sessions.values():
             rs.listed = rs.info.id in listed_ids
@@ -854,6 +890,7 @@ class LiveSession:
         client = self._client_or_raise()
         rt = stream.trace.relay
         assert rt is not None and stream.relay_id is not None
+        horizon = stream.horizon
         for _ in range(self.max_packets_per_round):
             if stream.pending is not None:
                 index, stream.pending = stream.pending, None
@@ -869,13 +906,18 @@ class LiveSession:
                 elif not self._fetch_packet(stream, index, now):
                     return
                 continue
+            delay = self.retry_interval
             if index.status is IndexStatus.INACTIVE:
                 self._beacon(stream, index.timestamp_end)
+                if stream.horizon > horizon:
+                    # all read up to this live timer tick: nothing new before the next one
+                    timer = (self.live_timer_us or 1_000_000) / 1e6
+                    delay = max(delay, timer - 2 * self.retry_interval)
             elif index.status is not IndexStatus.RETRY:  # HUP, EOF, ERROR (unknown stream)
                 _log.debug("stream %d: index %s", stream.stream_id, index.status.name)
                 self._end_stream(stream)
                 return
-            stream.next_poll = now + self.retry_interval
+            stream.next_poll = now + delay
             return
 
     @staticmethod

@@ -18,6 +18,12 @@ objects) as :class:`~tracewatch.ctf.trace.TraceSet` reads from files:
   ns with the trace clock). A stream that has promised nothing yet holds the merge back;
   ended streams stop holding it.
 
+Progress: :meth:`LiveTraceSet.low_watermark` is the time (ns) before which every event of
+the streams known so far has been delivered: the merge point, moved by events, inactivity
+beacons and ended streams (when every stream has ended, by the last promise of any of them).
+:meth:`LiveTraceSet.timed_batches` interleaves the merged batches with that time (an ``int``)
+each time it moves, so that a consumer can close time windows on quiet sessions.
+
 Events discarded by the tracer (``events_discarded`` of the packet context, cumulative per
 stream) are reported through ``on_warning`` with the stream's name, and counted in
 :attr:`LiveTraceSet.discarded`. This module is the only one of :mod:`tracewatch.live` that
@@ -26,6 +32,7 @@ uses the CTF reader; the transport modules import only the standard library.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +70,7 @@ __all__ = ["LiveTraceSet", "LiveTraceError", "is_live_url", "complete_tsdl_prefi
 
 _NEG_INF = -(1 << 63)
 _POS_INF = (1 << 63) - 1
+_BATCH_S = 0.02  # shortest sleep between rounds over several sessions
 
 
 class LiveTraceError(TracewatchError):
@@ -169,6 +177,7 @@ class _LiveStream:
     backwards: int = 0
     late: int = 0  # events older than events of other streams already delivered
     rank: tuple[Any, ...] = ()
+    _ns_of: tuple[int, int] | None = None  # (promise, promise in ns): converted once
 
     @property
     def name(self) -> str:
@@ -178,9 +187,21 @@ class _LiveStream:
         """Time (ns) before which this stream will deliver nothing more."""
         if self.ended:
             return _POS_INF
+        return self.promise_ns()
+
+    def promise_ns(self) -> int:
+        """Its promise (last packet end or beacon) in ns; -inf when none yet."""
         t = self.ltrace.trace
         if self.promise is None or t is None:
             return _NEG_INF
+        if self._ns_of is not None and self._ns_of[0] == self.promise:
+            return self._ns_of[1]
+        ns = self._to_ns(t)
+        self._ns_of = (self.promise, ns)
+        return ns
+
+    def _to_ns(self, t: Trace) -> int:
+        assert self.promise is not None
         clock = t.clock
         cycles = np.array([min(self.promise, _POS_INF)], np.int64)
         return int(clock_to_ns(cycles, clock.freq, clock.offset_s, clock.offset)[0])
@@ -210,8 +231,10 @@ class LiveTraceSet(TraceSet):
         self._order: list[_LiveStream] = []
         self._sessions: list[LiveSession] = []
         self._ended: list[bool] = []
+        session_options.setdefault("list_cache", {})  # one LIST_SESSIONS per relayd and refresh
         self._consumed = False
         self._delivered_upto = _NEG_INF  # largest sort key delivered so far
+        self._watermark = _NEG_INF  # every event before it was delivered (ns)
         try:
             for url in self.urls:
                 self._sessions.append(self._open_session(url, session_options))
@@ -255,32 +278,64 @@ class LiveTraceSet(TraceSet):
         return {s.name: s.reader.discarded_total for s in self._order
                 if s.reader is not None and s.reader.discarded_total}
 
+    def low_watermark(self) -> int | None:
+        """Time (ns since the epoch) before which every event of the streams known so far
+        has been delivered by the merged batches; None before any stream promised anything.
+
+        It moves with events, inactivity beacons and stream ends, never backwards (a stream
+        found later with older events makes them *late*, see :attr:`late_events`)."""
+        return None if self._watermark == _NEG_INF else self._watermark
+
+    def timed_batches(self) -> Iterator[EventBatch | int]:
+        """The merged batches of :meth:`batches` (all events), each group followed by the
+        :meth:`low_watermark` (an ``int``, ns) when it moved: a quiet session still yields
+        its progress at every live timer tick (beacons)."""
+        if self._consumed:
+            raise TracewatchError("a live trace set can be read only once")
+        self._consumed = True
+        return self._live_batches(True, marks=True)
+
     def _batch_source(self, merged: bool, wanted: np.ndarray | None = None) -> Iterator[Any]:
         if self._consumed:
             raise TracewatchError("a live trace set can be read only once")
         self._consumed = True
         return self._live_batches(merged)
 
-    def _live_batches(self, merged: bool) -> Iterator[EventBatch]:
+    def _live_batches(self, merged: bool, marks: bool = False) -> Iterator[EventBatch | int]:
+        mark = _NEG_INF
         try:
+            many = len(self._sessions) > 1
             while not all(self._ended):
-                many = len(self._sessions) > 1
+                # one session: poll() waits for it; several: poll(0) those due, then sleep
+                # until the next one is due (a round-robin of blocking polls would add their
+                # timeouts up)
+                changed = False
                 for i, session in enumerate(self._sessions):
-                    if self._ended[i]:
+                    if self._ended[i] or (many and session.due_in() > _BATCH_S / 2):
                         continue
                     try:
-                        items = session.poll(self.poll_interval / len(self._sessions) if many
-                                             else self.poll_interval)
+                        items = session.poll(0 if many else self.poll_interval)
                     except LiveError as e:
                         raise LiveTraceError(f"{self.urls[i]}: {e}") from None
+                    changed = changed or bool(items)
                     for item in items:
                         b = self._handle(i, item, merged)
                         if b is not None:
                             yield b
-                if merged:
+                if merged and changed:
                     yield from self._emit()
+                    if marks and self._watermark > mark:
+                        mark = self._watermark
+                        yield mark
+                if many:  # sleep at least _BATCH_S: sessions due about together share a wakeup
+                    wait = min((s.due_in() for i, s in enumerate(self._sessions) if not self._ended[i]),
+                               default=0.0)
+                    if wait > 0:
+                        time.sleep(min(max(wait, _BATCH_S), self.poll_interval))
             if merged:
                 yield from self._emit()
+                if marks and self._watermark > mark:
+                    yield self._watermark
         finally:
             if self.on_warning is not None:
                 for s in self._order:
@@ -407,9 +462,21 @@ class LiveTraceSet(TraceSet):
         s.heads.append(h)
         return None
 
+    def _progress(self, open_: list[int]) -> int:
+        """The merge point: min promise of the open streams (``open_``, see
+        :meth:`low_watermark`)."""
+        if all(self._ended):
+            return _POS_INF
+        if open_:
+            return min(open_)
+        # every stream ended (or none yet): nothing comes before their last promise
+        return max((s.promise_ns() for s in self._order), default=_NEG_INF)
+
     def _emit(self) -> Iterator[EventBatch]:
         """One batch of every pending event older than what every stream has promised."""
-        safe = min((s.safe_ns() for s in self._order if not s.ended), default=_POS_INF)
+        open_ = [s.safe_ns() for s in self._order if not s.ended]
+        safe = min(open_, default=_POS_INF)
+        self._watermark = max(self._watermark, self._progress(open_))
         parts: list[tuple[_Head, int, int]] = []
         for s in self._order:
             while s.heads:
