@@ -19,7 +19,12 @@ from .stream import Chunk
 from .trace import StreamFile, TraceSet
 from .values import clock_to_ns
 
-__all__ = ["stream_batches", "merged_batches"]
+__all__ = ["stream_batches", "merged_batches", "OnTimes"]
+
+#: called once per chunk read with the timestamps (ns, in no particular order) of *every*
+#: event of the chunk, decoded or stepped over (classes not wanted), and the number of its
+#: events whose timestamp went below an earlier one of the same stream
+OnTimes = Callable[[np.ndarray, int], None]
 
 
 @dataclass
@@ -34,17 +39,26 @@ class _Head:
     start: int = 0
     last_max: int = -(1 << 63)
     backwards: int = 0
+    on_times: OnTimes | None = None
+
+
+def _to_ns(h: _Head, cycles: np.ndarray) -> np.ndarray:
+    clock = h.sf.trace.clock
+    ts = clock_to_ns(cycles, clock.freq, clock.offset_s, clock.offset)
+    if h.sf.trace.time_map is not None:
+        ts = h.sf.trace.time_map(ts)
+    return ts
 
 
 def _prepare(ts_set: TraceSet, h: _Head) -> bool:
     """Load the next non-empty chunk of a stream; False when it has no more."""
     for chunk in h.it:
+        ts = _to_ns(h, chunk.cycles) if len(chunk) else chunk.cycles
+        if h.on_times is not None:
+            sk = chunk.skipped
+            h.on_times(np.concatenate((ts, _to_ns(h, sk))) if sk.size else ts, chunk.backwards)
         if len(chunk) == 0:
             continue
-        clock = h.sf.trace.clock
-        ts = clock_to_ns(chunk.cycles, clock.freq, clock.offset_s, clock.offset)
-        if h.sf.trace.time_map is not None:
-            ts = h.sf.trace.time_map(ts)
         key = np.maximum.accumulate(np.concatenate(([h.last_max], ts)))[1:]
         back = int(np.count_nonzero(ts < key))
         h.backwards += back
@@ -85,10 +99,11 @@ def _batch(ts_set: TraceSet, parts: list[tuple[_Head, int, int]], chunks: list[C
 
 
 def stream_batches(ts_set: TraceSet, streams: list[StreamFile] | None = None,
-                   wanted: np.ndarray | None = None) -> Iterator[EventBatch]:
-    """Each stream's events in stream order, one batch per chunk, stream after stream."""
+                   wanted: np.ndarray | None = None, on_times: OnTimes | None = None) -> Iterator[EventBatch]:
+    """Each stream's events in stream order, one batch per chunk, stream after stream
+    (``on_times``: see :data:`OnTimes`)."""
     for sf in streams if streams is not None else ts_set.streams:
-        h = _Head(sf, ts_set.stream_chunks(sf, wanted), (0, sf.index))
+        h = _Head(sf, ts_set.stream_chunks(sf, wanted), (0, sf.index), on_times=on_times)
         while _prepare(ts_set, h):
             assert h.chunk is not None
             yield _batch(ts_set, [(h, 0, len(h.chunk))], [], False)
@@ -107,10 +122,10 @@ def _ranks(heads: list[_Head]) -> None:
 
 
 def merged_batches(ts_set: TraceSet, on_backwards: Callable[[str], None] | None = None,
-                   wanted: np.ndarray | None = None) -> Iterator[EventBatch]:
+                   wanted: np.ndarray | None = None, on_times: OnTimes | None = None) -> Iterator[EventBatch]:
     """All events of the trace set in time order (only the ``wanted`` global classes, plus
-    any that cannot be skipped, when given), as batches."""
-    heads = [_Head(sf, ts_set.stream_chunks(sf, wanted), (0,)) for sf in ts_set.streams]
+    any that cannot be skipped, when given), as batches (``on_times``: see :data:`OnTimes`)."""
+    heads = [_Head(sf, ts_set.stream_chunks(sf, wanted), (0,), on_times=on_times) for sf in ts_set.streams]
     live = [h for h in heads if _prepare(ts_set, h)]
     _ranks(live)
     try:

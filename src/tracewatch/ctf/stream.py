@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,6 +54,12 @@ class Chunk:
     packet_vals: np.ndarray  # int64 values of each packet's header+context, flat
     packet_val_off: np.ndarray  # int64 [npackets, 2]: header start, context start
     buf_base: np.ndarray  # int64 offset in buf of each event's packet (string offsets are packet-relative)
+    #: int64 clock value of each event stepped over without decoding (classes not wanted,
+    #: see :meth:`StreamReader.want_only`), in stream order
+    skipped: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: events of this chunk, decoded or stepped over, whose clock value is below that of an
+    #: earlier event of the stream (timestamps going backwards)
+    backwards: int = 0
 
     def __len__(self) -> int:
         return int(self.cls.shape[0])
@@ -116,6 +122,8 @@ class StreamReader:
         self.max_overlap = 0
         self.first_overlap: int | None = None
         self._prev_end: int | None = None
+        # greatest clock value so far, events whose clock went below it (see vm.decode_events)
+        self.clk_state = np.array([-(1 << 63), 0], np.int64)
         self.wanted: dict[int, np.ndarray] | None = None
         self._all: dict[int, np.ndarray] = {}
         self._live_pos = 0  # bytes given to decode_packet so far
@@ -144,8 +152,9 @@ class StreamReader:
         while pos < size:
             win = np.frombuffer(self.src.read(pos, WINDOW), np.uint8)
             out = _Out(self.ct, win, max(1024, min(max_events, win.shape[0] // 8)))
+            back0 = int(self.clk_state[1])
             pos, fault = self._decode_window(win, pos, out, max_events)
-            chunk = out.chunk()
+            chunk = out.chunk(int(self.clk_state[1]) - back0)
             if chunk is not None:
                 yield chunk
             if fault is not None:
@@ -168,12 +177,13 @@ class StreamReader:
         try:
             win = np.frombuffer(data, np.uint8)
             out = _Out(self.ct, win, max(1024, win.shape[0] // 8))
+            back0 = int(self.clk_state[1])
             _, fault = self._decode_window(win, base, out, 1 << 62)
         finally:
             self.src = saved
         if fault is not None:
             raise fault
-        return out.chunk()
+        return out.chunk(int(self.clk_state[1]) - back0)
 
     def _decode_window(self, win: np.ndarray, win_start: int, out: _Out,
                        max_events: int) -> tuple[int, DecodeError | None]:
@@ -325,10 +335,10 @@ class StreamReader:
             return None
         base_bit = end - info.content_size  # bit offset of the packet in the window
         while True:
-            st, out.n, out.nv, pos, err, arg = vm.decode_events(
+            st, out.n, out.nv, out.nskip, pos, err, arg = vm.decode_events(
                 win, pos, end, ct.prog, ct.vtab, cs.header_pc, cs.event_context_pc, cs.ev_ids,
                 cs.ctx_pcs, cs.pay_pcs, self.regs, self.rset, out.cls, out.clk, out.off, out.vals, out.n, out.nv,
-                self._wanted(cs), cs.skip_bits, cs.skip_align)
+                self._wanted(cs), cs.skip_bits, cs.skip_align, out.skip, out.nskip, self.clk_state)
             if st == vm.ST_OK:
                 return None
             if st == vm.ST_NEED_SPACE:
@@ -348,8 +358,10 @@ class _Out:
         self.off = np.empty((cap, 5), np.int64)
         self.vals = np.empty(cap * 10, np.int64)
         self.pvals = np.empty(4096, np.int64)
+        self.skip = np.empty(cap, np.int64)
         self.n = 0
         self.nv = 0
+        self.nskip = 0
         self.npv = 0
         self.packets: list[PacketInfo] = []
         self.packet_n: list[int] = []
@@ -360,7 +372,9 @@ class _Out:
         self.window = window
 
     def grow(self) -> None:
-        if self.n >= self.cls.shape[0] - 1:
+        if self.nskip >= self.skip.shape[0]:
+            self.skip = np.resize(self.skip, self.skip.shape[0] * 2)
+        elif self.n >= self.cls.shape[0] - 1:
             cap = self.cls.shape[0] * 2
             self.cls = np.resize(self.cls, cap)
             self.clk = np.resize(self.clk, cap)
@@ -377,7 +391,7 @@ class _Out:
         if self.npv > self.pvals.shape[0] - 512:
             self.pvals = np.resize(self.pvals, self.pvals.shape[0] * 2)
 
-    def chunk(self) -> Chunk | None:
+    def chunk(self, backwards: int = 0) -> Chunk | None:
         if not self.packets:
             return None
         n = self.n
@@ -388,4 +402,4 @@ class _Out:
                      off=self.off[:n], cpu=cpu, stream_class_id=sc, packets=self.packets,
                      packet_of=packet_of, packet_vals=self.pvals[: self.npv],
                      packet_val_off=np.array(self.pvoff, np.int64).reshape(-1, 2),
-                     buf_base=np.zeros(n, np.int64))
+                     buf_base=np.zeros(n, np.int64), skipped=self.skip[: self.nskip], backwards=backwards)

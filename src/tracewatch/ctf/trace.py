@@ -211,14 +211,23 @@ class TraceSet:
 
 
     def batches(self, names: list[str] | None = None, begin: int | None = None,
-                 end: int | None = None, merged: bool = True) -> Iterator[Any]:
+                end: int | None = None, merged: bool = True,
+                on_times: Callable[[np.ndarray, int], None] | None = None) -> Iterator[Any]:
         """Columnar batches (:class:`~tracewatch.ctf.batch.EventBatch`), packet by packet.
 
         ``names`` keeps only those events; ``begin``/``end`` (ns since the epoch, inclusive)
         keep a time range. Merged batches are in time order across every stream.
+
+        ``on_times(ts, backwards)`` is called for each chunk read (ahead of its batches) with
+        the timestamps of *all* its events, those of other ``names`` and out of the range
+        included, though the events of other classes are stepped over without decoding (see
+        :data:`tracewatch.ctf.merge.OnTimes`); only for trace sets whose
+        :attr:`reports_times` is true. With ``end``, chunks past it may be left unread.
         """
+        if on_times is not None and not self.reports_times:
+            raise ValueError("this trace set does not report the times of the events it skips")
         gids = self.class_ids(names) if names is not None else None
-        src = self._batch_source(merged, gids)
+        src = self._batch_source(merged, gids) if on_times is None else self._file_batches(merged, gids, on_times)
         for b in src:
             m = None
             if gids is not None:
@@ -236,14 +245,24 @@ class TraceSet:
             if len(b):
                 yield b
 
+    @property
+    def reports_times(self) -> bool:
+        """Whether :meth:`batches` takes ``on_times``: the batches come from the trace files
+        (not from a subclass' own source, e.g. a live session)."""
+        return type(self)._batch_source is TraceSet._batch_source
+
     def _batch_source(self, merged: bool, wanted: np.ndarray | None = None) -> Iterator[Any]:
         """The batches, holding at least the ``wanted`` classes (all when None); a live trace
         set overrides this."""
+        return self._file_batches(merged, wanted)
+
+    def _file_batches(self, merged: bool, wanted: np.ndarray | None,
+                      on_times: Callable[[np.ndarray, int], None] | None = None) -> Iterator[Any]:
         from .merge import merged_batches, stream_batches
 
         if merged:
-            return merged_batches(self, self.on_warning, wanted)
-        return stream_batches(self, wanted=wanted)
+            return merged_batches(self, self.on_warning, wanted, on_times)
+        return stream_batches(self, wanted=wanted, on_times=on_times)
 
     def close(self) -> None:
         pass

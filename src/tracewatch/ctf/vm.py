@@ -275,22 +275,27 @@ def run_program(buf, pos, end, prog, vtab, pc, regs, rset, vals, nvals):
 
 @njit(cache=True)
 def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pay_pcs,
-                  regs, rset, out_cls, out_clk, out_off, vals, n, nvals, wanted, skip_bits, skip_align):
+                  regs, rset, out_cls, out_clk, out_off, vals, n, nvals, wanted, skip_bits, skip_align,
+                  out_skip, nskip, clk_state):
     """Decode events from bit ``pos`` to ``end`` (the packet's content end).
 
     Events of a class with ``wanted[k] == 0`` and a static size (``skip_bits[k] >= 0``) are
-    stepped over without decoding their payload and are not output.
+    stepped over without decoding their payload and are not output; their clock values are
+    written to ``out_skip`` (from index ``nskip`` on). ``clk_state`` (int64[2], kept from call
+    to call for a stream): the greatest clock value of the stream's events so far, decoded or
+    not, and the number of events whose clock was below it (timestamps going backwards).
 
     Outputs are written from index ``n`` (events) and ``nvals`` (values) on. Returns
-    (status, events, values, bit position, error code, error arg), the counts being the new
-    totals. On ST_NEED_SPACE the position is the start of the first event not decoded: grow
-    the output arrays and call again from there.
+    (status, events, values, skipped, bit position, error code, error arg), the counts being
+    the new totals. On ST_NEED_SPACE the position is the start of the first event not
+    decoded: grow the output arrays and call again from there.
     """
     cap_ev = out_cls.shape[0]
+    cap_skip = out_skip.shape[0]
     single = ev_ids.shape[0] == 1
     while pos < end:
-        if n >= cap_ev:
-            return ST_NEED_SPACE, n, nvals, pos, 0, 0
+        if n >= cap_ev or nskip >= cap_skip:
+            return ST_NEED_SPACE, n, nvals, nskip, pos, 0, 0
         start = pos
         v0 = nvals
         rset[R_EVENT_ID] = 0
@@ -301,15 +306,15 @@ def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pa
             st, pos, nvals, err, arg = run_program(buf, pos, end, prog, vtab, hdr_pc, regs, rset, vals, nvals)
             if st != ST_OK:
                 if st == ST_NEED_SPACE:
-                    return st, n, v0, start, 0, 0
-                return st, n, v0, pos, err, arg
+                    return st, n, v0, nskip, start, 0, 0
+                return st, n, v0, nskip, pos, err, arg
         v1 = nvals
         if sec_pc >= 0:
             st, pos, nvals, err, arg = run_program(buf, pos, end, prog, vtab, sec_pc, regs, rset, vals, nvals)
             if st != ST_OK:
                 if st == ST_NEED_SPACE:
-                    return st, n, v0, start, 0, 0
-                return st, n, v0, pos, err, arg
+                    return st, n, v0, nskip, start, 0, 0
+                return st, n, v0, nskip, pos, err, arg
         if rset[R_EVENT_ID]:
             eid = regs[R_EVENT_ID]
         elif single:
@@ -326,37 +331,49 @@ def decode_events(buf, pos, end, prog, vtab, hdr_pc, sec_pc, ev_ids, ctx_pcs, pa
             else:
                 hi = mid
         if lo >= ev_ids.shape[0] or ev_ids[lo] != eid:
-            return ST_ERROR, n, v0, start, E_UNKNOWN_ID, eid
+            return ST_ERROR, n, v0, nskip, start, E_UNKNOWN_ID, eid
         k = lo
+        clk = regs[R_CLOCK]
         if not wanted[k] and skip_bits[k] >= 0:
             a = skip_align[k]
             pos = ((pos + a - 1) & ~(a - 1)) + skip_bits[k]
             if pos > end:
-                return ST_ERROR, n, v0, start, E_BOUNDS, 0
+                return ST_ERROR, n, v0, nskip, start, E_BOUNDS, 0
             nvals = v0
+            out_skip[nskip] = clk
+            nskip += 1
+            if clk < clk_state[0]:
+                clk_state[1] += 1
+            else:
+                clk_state[0] = clk
             continue
         v2 = nvals
         if ctx_pcs[k] >= 0:
             st, pos, nvals, err, arg = run_program(buf, pos, end, prog, vtab, ctx_pcs[k], regs, rset, vals, nvals)
             if st != ST_OK:
                 if st == ST_NEED_SPACE:
-                    return st, n, v0, start, 0, 0
-                return st, n, v0, pos, err, arg
+                    return st, n, v0, nskip, start, 0, 0
+                return st, n, v0, nskip, pos, err, arg
         v3 = nvals
         if pay_pcs[k] >= 0:
             st, pos, nvals, err, arg = run_program(buf, pos, end, prog, vtab, pay_pcs[k], regs, rset, vals, nvals)
             if st != ST_OK:
                 if st == ST_NEED_SPACE:
-                    return st, n, v0, start, 0, 0
-                return st, n, v0, pos, err, arg
+                    return st, n, v0, nskip, start, 0, 0
+                return st, n, v0, nskip, pos, err, arg
         if pos == start:
-            return ST_ERROR, n, v0, start, E_EMPTY_EVENT, 0
+            return ST_ERROR, n, v0, nskip, start, E_EMPTY_EVENT, 0
+        clk = regs[R_CLOCK]  # a payload field may be mapped to the clock
+        if clk < clk_state[0]:
+            clk_state[1] += 1
+        else:
+            clk_state[0] = clk
         out_cls[n] = k
-        out_clk[n] = regs[R_CLOCK]
+        out_clk[n] = clk
         out_off[n, 0] = v0
         out_off[n, 1] = v1
         out_off[n, 2] = v2
         out_off[n, 3] = v3
         out_off[n, 4] = start
         n += 1
-    return ST_OK, n, nvals, pos, 0, 0
+    return ST_OK, n, nvals, nskip, pos, 0, 0

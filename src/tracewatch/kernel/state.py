@@ -2,9 +2,11 @@
 
 :func:`read_columns` makes one pass over a trace set and gathers, for each *logical* kernel
 event an analysis asks for (see :mod:`tracewatch.kernel.layouts`), its columns concatenated
-over every batch, with a global ``seq`` (position in the time-ordered event sequence of the
-trace set) so that events of different types can be put back in trace order. Text fields
-can be read as interned codes (``text="codes"``): no Python string per event.
+over every batch, with ``seq`` (position in the time-ordered sequence of the events read)
+so that events of different types can be put back in trace order. Only the classes asked
+for are decoded (the others are stepped over, their times counted for the analysed range)
+when the trace set reads files. Text fields can be read as interned codes
+(``text="codes"``): no Python string per event.
 
 :func:`thread_table` builds the tid -> (pid, comm, ppid) table from the statedump,
 ``sched_process_fork``/``exec``/``exit`` and ``sched_switch`` columns (the last value seen
@@ -48,10 +50,12 @@ _TEXT_FIELDS = {"comm", "prev_comm", "next_comm", "parent_comm", "child_comm", "
 class KernelColumns:
     """Columns of some logical kernel events, gathered over a whole trace set.
 
-    ``events[logical]`` holds ``seq`` (int64 global position), ``timestamp`` (ns), ``cpu`` and
+    ``events[logical]`` holds ``seq`` (int64 position in the trace order of the events read:
+    increasing, not dense, only comparable within one read), ``timestamp`` (ns), ``cpu`` and
     each requested field under its logical name (strings as object arrays). ``first_ts`` /
     ``last_ts`` are the first and last timestamps of *any* event in [begin, end] (what
-    lttng-analyses takes as the analysed time range); None when there is none.
+    lttng-analyses takes as the analysed time range), ``n_events`` their number (events of
+    every class); None / 0 when there is none.
     """
 
     layout: KernelLayout
@@ -88,7 +92,9 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     """One pass over ``ts``: the columns of each wanted logical event the trace has.
 
     Events before ``begin`` are read too (the state at ``begin`` depends on them); reading
-    stops after ``end``. Logical events the layout lacks are left out (check with
+    stops after ``end``. A trace set reading files (:attr:`TraceSet.reports_times`) decodes
+    only the wanted classes and tallies the times of the others (falling back to decoding
+    everything when a stream's timestamps go backwards); others (live) decode every event. Logical events the layout lacks are left out (check with
     :meth:`KernelLayout.require` first). Fields are gathered with :func:`_walk_column`
     (vectorized, also after variable-size fields); other layouts fall back to
     :meth:`EventBatch.columns` and then to per-event decoding.
@@ -120,46 +126,110 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
         present[ev] = list(wanted.get(ev, ()))
         gids[ev] = class_ids(list(names))
         actual[ev] = None
-    parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
     luts: dict[str, np.ndarray] = {}
     for ev, g in gids.items():
         lut = luts[ev] = np.zeros(max(len(ts.classes), 1), bool)
         lut[np.asarray(g, np.int64)] = True
+    if ts.reports_times:
+        read = sorted({ts.classes[g].name for ids in gids.values() for g in ids.tolist()})
+        kc = _read_skipping(ts, layout, present, actual, gids, luts, read, begin, end, period, codes)
+        if kc is not None:
+            return kc
+    return _read(ts, layout, present, actual, gids, luts, None, begin, end, period, codes)
+
+
+class _Backwards(Exception):
+    """Timestamps go backwards in a stream: the merged order of a subset of the events is
+    not the subset of the merged order."""
+
+
+class _Tally:
+    """Count, first and last timestamp (and, with a period, every timestamp) of all the
+    events in [begin, end], from the times :meth:`TraceSet.batches` reports per chunk."""
+
+    def __init__(self, begin: int | None, end: int | None, period: int | None) -> None:
+        self.begin, self.end, self.period = begin, end, period
+        self.n = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.parts: list[np.ndarray] = []
+
+    def add(self, t: np.ndarray, backwards: int) -> None:
+        if backwards:
+            raise _Backwards
+        if self.begin is not None:
+            t = t[t >= self.begin]
+        if self.end is not None:
+            t = t[t <= self.end]
+        if t.size == 0:
+            return
+        self.n += int(t.size)
+        lo, hi = int(t.min()), int(t.max())
+        self.first = lo if self.first is None else min(self.first, lo)
+        self.last = hi if self.last is None else max(self.last, hi)
+        if self.period is not None:
+            self.parts.append(t)
+
+    def fill(self, kc: KernelColumns) -> None:
+        kc.first_ts, kc.last_ts, kc.n_events = self.first, self.last, self.n
+        if self.period is not None and self.parts:
+            _add_windows(kc, np.sort(np.concatenate(self.parts)), self.period)
+
+
+def _read_skipping(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]],
+                   actual: dict[str, str | None], gids: dict[str, np.ndarray], luts: dict[str, np.ndarray],
+                   names: list[str], begin: int | None, end: int | None, period: int | None,
+                   codes: bool) -> KernelColumns | None:
+    """:func:`_read` decoding only the wanted classes (the others are stepped over, their
+    times tallied for the range, count and windows); ``seq`` is then the position among the
+    events read, which orders them as the position among all events does when no stream's
+    timestamps go backwards. None when some do (the caller reads everything): warnings are
+    held back until the pass is known good, so that none is given twice."""
+    held: list[str] = []
+    tally = _Tally(begin, end, period)
+    saved = ts.on_warning
+    ts.on_warning = held.append
+    try:
+        kc = _read(ts, layout, present, actual, gids, luts, tally, begin, end, period, codes, names)
+    except _Backwards:
+        return None
+    finally:
+        ts.on_warning = saved
+    tally.fill(kc)
+    if saved is not None:
+        for m in held:
+            saved(m)
+    return kc
+
+
+def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], actual: dict[str, str | None],
+          gids: dict[str, np.ndarray], luts: dict[str, np.ndarray], tally: _Tally | None,
+          begin: int | None, end: int | None, period: int | None, codes: bool,
+          names: list[str] | None = None) -> KernelColumns:
+    """The pass of :func:`read_columns`: every event (``tally`` None), or only the classes
+    ``names``, the times of all events going to ``tally``."""
+    parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
     kc = KernelColumns(layout)
     seq0 = 0
-    for b in ts.batches(end=end):
-        n = len(b)
-        k = int(np.searchsorted(b.ts, begin, side="left")) if begin is not None else 0
-        if k < n:
-            if kc.first_ts is None:
-                kc.first_ts = int(b.ts[k])
-            kc.last_ts = int(b.ts[-1])
-            kc.n_events += n - k
-            if period is not None:
-                _add_windows(kc, b.ts[k:], period)
-        nclass = len(ts.classes)
-        for ev, fs in present.items():
-            lut = luts[ev]
-            if lut.size < nclass:  # live: classes appeared since
-                lut = luts[ev] = np.zeros(nclass, bool)
-                act_ = actual[ev]
-                lut[ts.class_ids([act_]) if act_ is not None else gids[ev]] = True
-            idx = np.flatnonzero(lut[b.gid])
-            if idx.size == 0:
-                continue
-            out = {"seq": idx.astype(np.int64) + seq0, "timestamp": b.ts[idx], "cpu": b.cpu[idx]}
-            act = actual[ev]
-            if act is None:
-                out["gid"] = b.gid[idx]
-                for f in fs:
-                    out[f] = _group_column(b, idx, f, codes)
-            else:
-                names = [layout.field(ev, f) for f in fs]
-                cols = _walk_columns(b, idx, names, codes) if fs else {}
-                for f, af in zip(fs, names, strict=True):
-                    out[f] = cols[af] if cols is not None else _column(b, idx, act, af, codes)
-            parts[ev].append(out)
-        seq0 += n
+    source = ts.batches(end=end) if tally is None else ts.batches(names=names, end=end, on_times=tally.add)
+    try:
+        for b in source:
+            n = len(b)
+            if tally is None:
+                k = int(np.searchsorted(b.ts, begin, side="left")) if begin is not None else 0
+                if k < n:
+                    if kc.first_ts is None:
+                        kc.first_ts = int(b.ts[k])
+                    kc.last_ts = int(b.ts[-1])
+                    kc.n_events += n - k
+                    if period is not None:
+                        _add_windows(kc, b.ts[k:], period)
+            _gather(ts, b, layout, present, actual, gids, luts, parts, seq0, codes)
+            seq0 += n
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
     for ev, fs in present.items():
         ps = parts[ev]
         if not ps:
@@ -171,6 +241,34 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
         else:
             kc.events[ev] = {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
     return kc
+
+
+def _gather(ts: TraceSet, b: EventBatch, layout: KernelLayout, present: dict[str, list[str]],
+            actual: dict[str, str | None], gids: dict[str, np.ndarray], luts: dict[str, np.ndarray],
+            parts: dict[str, list[dict[str, np.ndarray]]], seq0: int, codes: bool) -> None:
+    """Append the columns of the wanted events of batch ``b`` to ``parts``."""
+    nclass = len(ts.classes)
+    for ev, fs in present.items():
+        lut = luts[ev]
+        if lut.size < nclass:  # live: classes appeared since
+            lut = luts[ev] = np.zeros(nclass, bool)
+            act_ = actual[ev]
+            lut[ts.class_ids([act_]) if act_ is not None else gids[ev]] = True
+        idx = np.flatnonzero(lut[b.gid])
+        if idx.size == 0:
+            continue
+        out = {"seq": idx.astype(np.int64) + seq0, "timestamp": b.ts[idx], "cpu": b.cpu[idx]}
+        act = actual[ev]
+        if act is None:
+            out["gid"] = b.gid[idx]
+            for f in fs:
+                out[f] = _group_column(b, idx, f, codes)
+        else:
+            fnames = [layout.field(ev, f) for f in fs]
+            cols = _walk_columns(b, idx, fnames, codes) if fs else {}
+            for f, af in zip(fs, fnames, strict=True):
+                out[f] = cols[af] if cols is not None else _column(b, idx, act, af, codes)
+        parts[ev].append(out)
 
 
 def _add_windows(kc: KernelColumns, ts: np.ndarray, period: int) -> None:
