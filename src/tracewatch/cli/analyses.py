@@ -133,9 +133,18 @@ def _with_progress(ts: TraceSet, err: Console) -> Progress | None:
     inner = ts.batches
 
     def batches(*a: Any, **k: Any) -> Iterator[Any]:
-        for b in inner(*a, **k):
-            progress.advance(task, len(b))
-            yield b
+        on_times = k.get("on_times")
+        if on_times is None:
+            for b in inner(*a, **k):
+                progress.advance(task, len(b))
+                yield b
+            return
+
+        def counted(times: Any, backwards: Any) -> None:  # every event, skipped ones too
+            progress.advance(task, len(times))
+            on_times(times, backwards)
+
+        yield from inner(*a, **{**k, "on_times": counted})
 
     setattr(ts, "batches", batches)  # noqa: B010 - instance-level wrapper, this run only
     progress.start()
