@@ -53,7 +53,7 @@ from ..vm import (
 from ..vm.machines import Machine, read_vm_events
 from ..vm.vcpu import BASE_MASK, RUNNING
 from .graph import EdgeType, ExecutionGraph, TimeMap, build_graph
-from .path import CriticalPath, CriticalPathError, trace_critical_path
+from .path import CriticalPath, CriticalPathError, task_span, trace_critical_path
 
 __all__ = ["MachineGraph", "SystemGraph", "SystemPath", "build_system_graph",
            "system_critical_path", "task_critical_path", "from_single", "machines_of",
@@ -507,23 +507,7 @@ def system_critical_path(sg: SystemGraph, tid: int, machine: str | None = None,
     m = find_task(sg, tid, machine)
     g = sg.machines[m].graph
     keys = g.keys_of(tid)
-    best: tuple[int, int, int, int] | None = None
-    spans = []
-    for k in keys:
-        ext = g.extent(k)
-        if ext is None:
-            continue
-        spans.append(ext)
-        t0 = ext[0] if begin is None else max(begin, ext[0])
-        t1 = ext[1] if end is None else min(end, ext[1])
-        if t1 > t0 and (best is None or t1 - t0 > best[0]):
-            best = (t1 - t0, k, t0, t1)
-    if best is None:
-        life = ", ".join(f"[{a}, {b}]" for a, b in spans) or "nothing"
-        raise CriticalPathError(
-            f"TID {tid} ({g.task_comm[keys[0]]}) on {sg.machines[m].name} never ran in "
-            f"[{begin}, {end}] (it exists over {life}, {sg.clock})")
-    _, key, t0, t1 = best
+    key, t0, t1 = task_span(g, tid, keys, begin, end, f" on {sg.machines[m].name}", sg.clock)
     hi = t1
     i = _last_before(g, key, t1)
     if i >= int(g.offsets[key]) and int(g.edge_type[i]) in (_B, _NET):

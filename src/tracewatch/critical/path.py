@@ -33,7 +33,7 @@ from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from .graph import EdgeType, ExecutionGraph, build_graph
 
-__all__ = ["CriticalPath", "CriticalPathError", "critical_path", "trace_critical_path"]
+__all__ = ["CriticalPath", "CriticalPathError", "critical_path", "task_span", "trace_critical_path"]
 
 _BLOCKED = int(EdgeType.BLOCKED)
 _UNKNOWN = int(EdgeType.UNKNOWN)
@@ -117,18 +117,12 @@ def _walk(g: ExecutionGraph, key: int, lo: int, hi: int) -> list[tuple[int, int,
     return out
 
 
-def critical_path(g: ExecutionGraph, tid: int, begin: int | None = None,
-                  end: int | None = None) -> CriticalPath:
-    """The critical path of the task ``tid`` over [begin, end] (None: its whole lifetime in
-    the trace), clipped to the lifetime of the task.
-
-    Raises :class:`CriticalPathError` for a TID the trace does not have, an empty range, or
-    a range where the task does not exist."""
-    keys = g.keys_of(tid)
-    if not keys:
-        raise CriticalPathError(f"no task with TID {tid} in the trace")
-    if begin is not None and end is not None and end <= begin:
-        raise CriticalPathError(f"empty time range [{begin}, {end}]")
+def task_span(g: ExecutionGraph, tid: int, keys: list[int], begin: int | None, end: int | None,
+              where: str = "", clock: str = "") -> tuple[int, int, int]:
+    """Among the tasks ``keys`` that had TID ``tid`` (a TID is reused after an exit), the one
+    that overlaps [begin, end] the most: (key, t0, t1), its lifetime clipped to the range.
+    Raises :class:`CriticalPathError` when none exists in the range (``where``: " on M",
+    ``clock``: which clock the times are on, for the message)."""
     best: tuple[int, int, int, int] | None = None  # (overlap, key, t0, t1)
     spans = []
     for k in keys:
@@ -143,9 +137,24 @@ def critical_path(g: ExecutionGraph, tid: int, begin: int | None = None,
     if best is None:
         life = ", ".join(f"[{a}, {b}]" for a, b in spans) or "nothing"
         raise CriticalPathError(
-            f"TID {tid} ({g.task_comm[keys[0]]}) never ran in [{begin}, {end}] "
-            f"(it exists over {life})")
-    _, key, t0, t1 = best
+            f"TID {tid} ({g.task_comm[keys[0]]}){where} never ran in [{begin}, {end}] "
+            f"(it exists over {life}{', ' + clock if clock else ''})")
+    return best[1], best[2], best[3]
+
+
+def critical_path(g: ExecutionGraph, tid: int, begin: int | None = None,
+                  end: int | None = None) -> CriticalPath:
+    """The critical path of the task ``tid`` over [begin, end] (None: its whole lifetime in
+    the trace), clipped to the lifetime of the task.
+
+    Raises :class:`CriticalPathError` for a TID the trace does not have, an empty range, or
+    a range where the task does not exist."""
+    keys = g.keys_of(tid)
+    if not keys:
+        raise CriticalPathError(f"no task with TID {tid} in the trace")
+    if begin is not None and end is not None and end <= begin:
+        raise CriticalPathError(f"empty time range [{begin}, {end}]")
+    key, t0, t1 = task_span(g, tid, keys, begin, end)
     # a wait still open at t1 is resolved from its wakeup, then cut at t1
     hi = t1
     i = _last_before(g, key, t1)
