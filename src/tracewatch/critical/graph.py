@@ -366,13 +366,15 @@ def _graph(ts: TraceSet, first_ts: int, last_ts: int, comms: list[str], k_tid: n
     task = task[order]
     offsets = np.searchsorted(task, np.arange(k_tid.size + 1), side="left").astype(np.int64)
     hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
+    def col(x: np.ndarray, dtype: type = np.int64) -> np.ndarray:  # gathered, no second copy
+        return x[order].astype(dtype, copy=False)
+
     return ExecutionGraph(
-        hostname=",".join(hosts), task_tid=k_tid.astype(np.int64), task_comm=comms,
-        task_creator=creator.astype(np.int64), edge_task=task.astype(np.int64),
-        edge_start=start[order].astype(np.int64), edge_end=end[order].astype(np.int64),
-        edge_type=typ[order].astype(np.int8), edge_waker=waker[order].astype(np.int64),
-        edge_cpu=cpu[order].astype(np.int64), offsets=offsets, first_ts=first_ts,
-        last_ts=last_ts)
+        hostname=",".join(hosts), task_tid=k_tid.astype(np.int64, copy=False), task_comm=comms,
+        task_creator=creator.astype(np.int64, copy=False),
+        edge_task=task.astype(np.int64, copy=False), edge_start=col(start), edge_end=col(end),
+        edge_type=col(typ, np.int8), edge_waker=col(waker), edge_cpu=col(cpu), offsets=offsets,
+        first_ts=first_ts, last_ts=last_ts)
 
 
 def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int, EdgeType]:
