@@ -32,6 +32,10 @@ Every session, app, viewer and daemon started here is ended at exit, also on Ctr
 root (the root sessiond), lttng-tools, liblttng-ust-dev, gcc, babeltrace2.
 
     python bench/live.py [--sessions 1,10,100] [--rate 20] [--duration 20] [--viewers tracewatch,babeltrace2]
+
+With ``TWBENCH_PROFILE=FILE`` in the environment, the tracewatch viewer runs under cProfile
+(CPU time, not wall time) and writes its statistics to FILE (``pstats``); its CPU figure then
+includes the profiler's overhead.
 """
 
 from __future__ import annotations
@@ -111,17 +115,25 @@ int main(int argc, char **argv)
 
 # The tracewatch viewer, run in its own process: python -c VIEWER OUT MERGED URL...
 VIEWER = r"""
-import sys, time
+import os, sys, time
 import numpy as np
 from tracewatch.live.source import LiveTraceSet
 out, merged, urls = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
 ts = LiveTraceSet(urls)
 sid, seq, stamp, arrival = [], [], [], []
-for b in ts.batches(merged=merged):
-    now = time.time_ns()
-    c = b.columns("twbench:tick", ["sid", "seq"])
-    sid.append(c["sid"]); seq.append(c["seq"]); stamp.append(c["timestamp"])
-    arrival.append(np.full(c["seq"].size, now, np.int64))
+def follow():
+    for b in ts.batches(merged=merged):
+        now = time.time_ns()
+        c = b.columns("twbench:tick", ["sid", "seq"])
+        sid.append(c["sid"]); seq.append(c["seq"]); stamp.append(c["timestamp"])
+        arrival.append(np.full(c["seq"].size, now, np.int64))
+if os.environ.get("TWBENCH_PROFILE"):  # cProfile of the viewer, written to that file
+    import cProfile
+    prof = cProfile.Profile(time.process_time)  # CPU time, not waits
+    prof.runcall(follow)
+    prof.dump_stats(os.environ["TWBENCH_PROFILE"])
+else:
+    follow()
 cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)
 np.savez(out, sid=cat(sid), seq=cat(seq), ts=cat(stamp), arrival=cat(arrival))
 """

@@ -325,6 +325,8 @@ ListCache = dict[tuple[str, int], tuple[float, list[SessionInfo]]]
 
 _log = logging.getLogger(__name__)
 _MAX_METADATA_REPLIES = 1024
+_NEW_METADATA = int(ViewerFlag.NEW_METADATA)  # int tests: IntFlag's & is pure Python
+_NEW_STREAM = int(ViewerFlag.NEW_STREAM)
 
 
 @dataclass(eq=False)
@@ -399,10 +401,10 @@ class LiveSession:
 
     Polling: GET_NEXT_INDEX per stream; RETRY and INACTIVE are polled again after
     ``retry_interval`` (a tenth of the live timer, 10..100 ms), except a stream that has just
-    moved forward (packet or beacon) to INACTIVE: the next live timer tick comes one period
-    later, so it is polled again a period minus two retry intervals later; GET_NEW_STREAMS and
-    LIST_SESSIONS run every ``refresh_interval`` (the live timer, 0.2..2 s) and at
-    once when an index carries the new-stream flag, so apps started after the
+    moved forward (packet or beacon) then said RETRY or INACTIVE: the next live timer tick
+    comes one period later, so it is polled again a period minus two retry intervals later;
+    GET_NEW_STREAMS and LIST_SESSIONS run every ``refresh_interval`` (the live timer,
+    0.2..2 s) and at once when an index carries the new-stream flag, so apps started after the
     attach are seen; the session ends when every matching relay session is closed
     (GET_NEW_STREAMS says HUP and LIST_SESSIONS no longer lists it) and all its
     streams hung up.
@@ -502,6 +504,8 @@ class LiveSession:
         self._lost_at: float | None = None
         self._next_refresh = 0.0
         self._refresh_now = False
+        # _next_wakeup, cached: what it depends on changes only in rounds (and open)
+        self._wakeup: float | None = None
 
     # -- public API -------------------------------------------------------
 
@@ -557,6 +561,7 @@ class LiveSession:
         self._client = client
         self._opened = True
         self._next_refresh = self._clock() + self.refresh_interval
+        self._wakeup = None
 
     def poll(self, timeout: float = 1.0) -> list[LiveItem]:
         """Items available within ``timeout`` seconds ([] if none came).
@@ -578,19 +583,20 @@ class LiveSession:
             now = self._clock()
             if now >= deadline:
                 return []
-            self._sleep(max(0.001, min(self._next_wakeup(now), deadline) - now))
+            self._wakeup = self._next_wakeup(now)
+            self._sleep(max(0.001, min(self._wakeup, deadline) - now))
 
     def due_in(self) -> float:
         """Seconds until :meth:`poll` has something to do (0: now; inf once ended), so that
         a caller following many sessions can ``poll(0)`` only those due, then sleep."""
         if self._ended or self._out:
             return 0.0 if self._out else float("inf")
-        if not self._opened:
+        if not self._opened or self._refresh_now:
             return 0.0
         now = self._clock()
-        if self._refresh_now:
-            return 0.0
-        return max(0.0, self._next_wakeup(now) - now)
+        if self._wakeup is None:
+            self._wakeup = self._next_wakeup(now)
+        return max(0.0, self._wakeup - now)
 
     def __iter__(self) -> Iterator[LiveItem]:
         """Yield items until (and including) ``SessionEnd``."""
@@ -687,6 +693,7 @@ class LiveSession:
     # -- one polling round ------------------------------------------------
 
     def _round(self) -> None:
+        self._wakeup = None
         now = self._clock()
         if self._client is None:
             if now < self._reconnect_at:
@@ -896,9 +903,9 @@ class LiveSession:
                 index, stream.pending = stream.pending, None
             else:
                 index = client.get_next_index(stream.relay_id)
-                if index.flags & ViewerFlag.NEW_METADATA:
+                if int(index.flags) & _NEW_METADATA:
                     self._fetch_metadata(rt)
-                if index.flags & ViewerFlag.NEW_STREAM:
+                if int(index.flags) & _NEW_STREAM:
                     self._refresh_now = True
             if index.status is IndexStatus.OK:
                 if self._is_duplicate(stream, index):
@@ -906,19 +913,23 @@ class LiveSession:
                 elif not self._fetch_packet(stream, index, now):
                     return
                 continue
-            delay = self.retry_interval
             if index.status is IndexStatus.INACTIVE:
                 self._beacon(stream, index.timestamp_end)
-                if stream.horizon > horizon:
-                    # all read up to this live timer tick: nothing new before the next one
-                    timer = (self.live_timer_us or 1_000_000) / 1e6
-                    delay = max(delay, timer - 2 * self.retry_interval)
             elif index.status is not IndexStatus.RETRY:  # HUP, EOF, ERROR (unknown stream)
                 _log.debug("stream %d: index %s", stream.stream_id, index.status.name)
                 self._end_stream(stream)
                 return
-            stream.next_poll = now + delay
+            stream.next_poll = now + self._idle_delay(stream.horizon > horizon)
             return
+
+    def _idle_delay(self, moved: bool) -> float:
+        """Delay before polling again a stream with nothing new (RETRY or INACTIVE)."""
+        if not moved:
+            return self.retry_interval
+        # it moved (packet or beacon), then went idle: all read up to this live timer tick,
+        # nothing new before the next one (a packet filled before it waits at most that long)
+        timer = (self.live_timer_us or 1_000_000) / 1e6
+        return max(self.retry_interval, timer - 2 * self.retry_interval)
 
     @staticmethod
     def _is_duplicate(stream: _Stream, index: Index) -> bool:
@@ -934,12 +945,12 @@ class LiveSession:
         status, flags, data = client.get_packet_reply(
             stream.relay_id, index.offset, index.packet_length
         )
-        if status is not PacketStatus.OK and flags & ViewerFlag.NEW_METADATA:
+        if status is not PacketStatus.OK and int(flags) & _NEW_METADATA:
             self._fetch_metadata(rt)  # relayds before 2.13 ask for metadata this way
             status, flags, data = client.get_packet_reply(
                 stream.relay_id, index.offset, index.packet_length
             )
-        if flags & ViewerFlag.NEW_STREAM:
+        if int(flags) & _NEW_STREAM:
             self._refresh_now = True
         if status is PacketStatus.OK:
             self._deliver(stream, index, data)

@@ -231,6 +231,14 @@ def _enum(cls: type[_E], value: int, what: str) -> _E:
         raise ProtocolError(f"unknown {what} status {value}") from None
 
 
+# GET_NEXT_INDEX and GET_PACKET replies come several times per stream and second: plain
+# dict lookups instead of the (slow, pure-Python) enum constructors and flag arithmetic
+_INDEX_STATUS = {int(v): v for v in IndexStatus}
+_PACKET_STATUS = {int(v): v for v in PacketStatus}
+_FLAGS_MASK = int(ViewerFlag.NEW_METADATA | ViewerFlag.NEW_STREAM)
+_FLAGS = {i: ViewerFlag(i) for i in range(_FLAGS_MASK + 1)}
+
+
 def _need(data: bytes, size: int, what: str) -> None:
     if len(data) != size:
         raise ProtocolError(f"{what}: expected {size} bytes, got {len(data)}")
@@ -398,8 +406,8 @@ def unpack_index(data: bytes) -> Index:
         timestamp_end=tse,
         events_discarded=discarded,
         stream_class_id=scid,
-        status=_enum(IndexStatus, status, "index"),
-        flags=ViewerFlag(flags & (ViewerFlag.NEW_METADATA | ViewerFlag.NEW_STREAM)),
+        status=_INDEX_STATUS.get(status) or _enum(IndexStatus, status, "index"),
+        flags=_FLAGS[flags & _FLAGS_MASK],
     )
     if index.status is IndexStatus.OK:
         if psize % 8 or not 0 < psize // 8 <= MAX_PACKET_LEN:
@@ -415,9 +423,9 @@ def unpack_packet_reply(data: bytes) -> PacketReply:
     if length > MAX_PACKET_LEN:
         raise ProtocolError(f"packet length {length} exceeds {MAX_PACKET_LEN}")
     return PacketReply(
-        status=_enum(PacketStatus, status, "packet"),
+        status=_PACKET_STATUS.get(status) or _enum(PacketStatus, status, "packet"),
         length=int(length),
-        flags=ViewerFlag(flags & (ViewerFlag.NEW_METADATA | ViewerFlag.NEW_STREAM)),
+        flags=_FLAGS[flags & _FLAGS_MASK],
     )
 
 
