@@ -127,20 +127,16 @@ class EventBatch:
             isinstance(t, (IntType, EnumType, FloatType, StringType)) or is_char_array(t) for _, t in kinds.values())
         if not simple_fixed:
             return {fname: self._slow_column(idx, fname)}
-        for c in np.unique(src).tolist():
+        for c, g, m in _groups(src, gid, kinds):
             chunk = self.chunks[c]
-            mc = src == c
-            for g, (slot, _t) in kinds.items():
-                m = mc & (gid == g)
-                if not m.any():
-                    continue
-                r = row[m]
-                pos = chunk.off[r, 3] + slot
-                if is_text:
-                    offs[m] = chunk.vals[pos] + chunk.buf_base[r]
-                    lens[m] = chunk.vals[pos + 1]
-                else:
-                    vals[m] = chunk.vals[pos]
+            slot = kinds[g][0]
+            r = row[m]
+            pos = chunk.off[r, 3] + slot
+            if is_text:
+                offs[m] = chunk.vals[pos] + chunk.buf_base[r]
+                lens[m] = chunk.vals[pos + 1]
+            else:
+                vals[m] = chunk.vals[pos]
         if is_text:
             return _text_column(fname, self.chunks, src, offs, lens, strings)
         if is_float:
@@ -234,6 +230,36 @@ def _encode_loop(chunks: list[Chunk], src: np.ndarray, offs: np.ndarray,
             code = cache[raw] = len(cats) - 1
         codes[k] = code
     return codes, np.array(cats, dtype=object)
+
+
+#: above this many (chunk, class) combinations, rows are grouped with one sort rather than
+#: one mask per combination (a batch of many traces: one chunk and one class per trace)
+GROUP_BY_SORT_ABOVE = 16
+
+
+def _groups(src: np.ndarray, gid: np.ndarray, kinds: dict[int, Any]
+            ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(chunk, class, rows) for each chunk and wanted class present among the rows; rows as a
+    boolean mask or an index array, either selects the same rows in batch order."""
+    chunks = np.unique(src).tolist()
+    if len(chunks) * len(kinds) <= GROUP_BY_SORT_ABOVE:
+        for c in chunks:
+            mc = src == c
+            for g in kinds:
+                m = mc & (gid == g)
+                if m.any():
+                    yield c, g, m
+        return
+    key = src.astype(np.int64) * (int(gid.max()) + 1) + gid
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    cuts = np.flatnonzero(ks[1:] != ks[:-1]) + 1
+    for a, b in zip(np.concatenate(([0], cuts)).tolist(), np.concatenate((cuts, [ks.size])).tolist(),
+                    strict=True):
+        sel = order[a:b]
+        g = int(gid[sel[0]])
+        if g in kinds:
+            yield int(src[sel[0]]), g, sel
 
 
 def _all_field_names(classes: list[GlobalClass]) -> list[str]:
