@@ -163,6 +163,14 @@ def _run(paths: tuple[str, ...], fn: Callable[[TraceSet], Any]) -> Any:
         ts.close()
 
 
+def _rich_table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> RichTable:
+    """A rich table with these columns: ``left`` ones left-justified, the others (numbers) right."""
+    t = RichTable(title=title)
+    for col in columns:
+        t.add_column(col, justify="left" if col in left else "right")
+    return t
+
+
 def _console() -> Console:
     out = Console(soft_wrap=False, highlight=False)
     if not out.is_terminal:
@@ -255,9 +263,9 @@ def cputop_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids:
 
 def _print_cputop(out: Console, r: CputopResult, n: int) -> None:
     _header(out, r.begin, r.end)
-    t = RichTable(title="Per-TID CPU usage")
-    for col in ("Process", "TID", "PID", "Migrations", "Priorities", "Usage"):
-        t.add_column(col, justify="left" if col in ("Process", "Priorities") else "right")
+    t = _rich_table("Per-TID CPU usage",
+                    ("Process", "TID", "PID", "Migrations", "Priorities", "Usage"),
+                    left=("Process", "Priorities"))
     for x in _head(r.per_tid, n).rows():
         t.add_row(str(x["comm"]), str(x["tid"]), "?" if x["pid"] < 0 else str(x["pid"]),
                   str(x["migrations"]), str(x["prios"]), f"{x['ratio'] * 100:.2f} %")
@@ -334,9 +342,9 @@ def top_latencies_of(r: SchedResult, n: int) -> Table:
 
 
 def _print_latencies(out: Console, title: str, lat: Table) -> None:
-    t = RichTable(title=f"{title} (us)")
-    for col in ("Wakeup", "Switch", "Latency", "Priority", "CPU", "Wakee", "Waker TID"):
-        t.add_column(col, justify="left" if col in ("Wakeup", "Switch", "Wakee") else "right")
+    t = _rich_table(f"{title} (us)",
+                    ("Wakeup", "Switch", "Latency", "Priority", "CPU", "Wakee", "Waker TID"),
+                    left=("Wakeup", "Switch", "Wakee"))
     for x in lat.rows():
         t.add_row(_fmt_time(int(x["wakeup_ts"])), _fmt_time(int(x["switch_ts"])), _us(x["latency_ns"]),
                   str(x["prio"]), str(x["cpu"]), f"{x['comm']} ({x['tid']})", str(x["waker_tid"]))
@@ -358,9 +366,9 @@ def _print_freq(out: Console, hist: Table,
 
 def _print_sched(out: Console, r: SchedResult, top: int | None) -> None:
     _header(out, r.begin, r.end)
-    t = RichTable(title="Scheduling latency stats (per-TID) (us)")
-    for col in ("Process", "TID", "Count", "Min", "Avg", "Max", "Stdev", "Priorities"):
-        t.add_column(col, justify="left" if col in ("Process", "Priorities") else "right")
+    t = _rich_table("Scheduling latency stats (per-TID) (us)",
+                    ("Process", "TID", "Count", "Min", "Avg", "Max", "Stdev", "Priorities"),
+                    left=("Process", "Priorities"))
     for x in _head(r.per_tid, top).rows():
         t.add_row(str(x["comm"]), str(x["tid"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
                   _us(x["max_ns"]), _us(x["stdev_ns"]), str(x["prios"]))
@@ -407,9 +415,9 @@ def _print_syscalls(out: Console, r: SyscallsResult, per_tid: Table, rows: Table
     if rows.nrows > _RICH_MAX_ROWS:
         _syscalls_plain(rows, per_tid)
         return
-    t = RichTable(title="Per-TID syscalls statistics (us)")
-    for col in ("Thread", "Syscall", "Count", "Min", "Avg", "Max", "Stdev", "Return values"):
-        t.add_column(col, justify="left" if col in ("Thread", "Syscall", "Return values") else "right")
+    t = _rich_table("Per-TID syscalls statistics (us)",
+                    ("Thread", "Syscall", "Count", "Min", "Avg", "Max", "Stdev", "Return values"),
+                    left=("Thread", "Syscall", "Return values"))
     label = {int(x["tid"]): lami.thread_label(x["comm"], x["pid"], x["tid"]) for x in per_tid.rows()}
     counts = dict(zip(per_tid["tid"].tolist(), per_tid["count"].tolist(), strict=True))
     prev: int | None = None
@@ -513,18 +521,18 @@ def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tu
 def _print_irq(out: Console, r: IrqResult) -> None:
     _header(out, r.begin, r.end)
     if r.hard.nrows:
-        t = RichTable(title="Hard IRQ duration (us)")
-        for col in ("IRQ", "Name", "Count", "Min", "Avg", "Max", "Stdev"):
-            t.add_column(col, justify="left" if col == "Name" else "right")
+        t = _rich_table("Hard IRQ duration (us)",
+                        ("IRQ", "Name", "Count", "Min", "Avg", "Max", "Stdev"),
+                        left=("Name",))
         for x in r.hard.rows():
             t.add_row(str(x["irq"]), str(x["name"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
                       _us(x["max_ns"]), _us(x["stdev_ns"]))
         out.print(t)
     if r.soft.nrows:
-        t = RichTable(title="Soft IRQ duration and raise latency (us)")
-        for col in ("Vec", "Name", "Count", "Min", "Avg", "Max", "Stdev", "Raises", "Lat min",
-                    "Lat avg", "Lat max", "Lat stdev"):
-            t.add_column(col, justify="left" if col == "Name" else "right")
+        t = _rich_table("Soft IRQ duration and raise latency (us)",
+                        ("Vec", "Name", "Count", "Min", "Avg", "Max", "Stdev", "Raises", "Lat min",
+                         "Lat avg", "Lat max", "Lat stdev"),
+                        left=("Name",))
         for x in r.soft.rows():
             t.add_row(str(x["vec"]), str(x["name"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]),
                       _us(x["max_ns"]), _us(x["stdev_ns"]), str(x["raise_count"]),
@@ -567,48 +575,47 @@ def io_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tup
         return
     out = _console()
     _header(out, r.begin, r.end)
-    t = RichTable(title="Per-process I/O (system calls)")
-    for col in ("Process", "PID", "Read", "Write", "Reads", "Writes"):
-        t.add_column(col, justify="left" if col == "Process" else "right")
+    t = _rich_table("Per-process I/O (system calls)",
+                    ("Process", "PID", "Read", "Write", "Reads", "Writes"),
+                    left=("Process",))
     for x in _head(r.per_process, n).rows():
         t.add_row(str(x["comm"]), str(x["pid"]), _size(x["read_bytes"]), _size(x["write_bytes"]),
                   str(x["read_count"]), str(x["write_count"]))
     out.print(t)
-    f = RichTable(title="Per-fd I/O")
-    for col in ("Process", "PID", "FD", "Read", "Write", "Calls"):
-        f.add_column(col, justify="left" if col == "Process" else "right")
+    f = _rich_table("Per-fd I/O",
+                    ("Process", "PID", "FD", "Read", "Write", "Calls"),
+                    left=("Process",))
     for x in _head(r.per_fd, n).rows():
         f.add_row(str(x["comm"]), str(x["pid"]), str(x["fd"]), _size(x["read_bytes"]),
                   _size(x["write_bytes"]), str(x["count"]))
     out.print(f)
     if r.per_file is not None and r.per_file.nrows:
-        pf = RichTable(title="Per-file I/O")
-        for col in ("File", "Read", "Write", "Reads", "Writes", "FDs (pid:fd)"):
-            pf.add_column(col, justify="left" if col in ("File", "FDs (pid:fd)") else "right")
+        pf = _rich_table("Per-file I/O", ("File", "Read", "Write", "Reads", "Writes", "FDs (pid:fd)"),
+                         left=("File", "FDs (pid:fd)"))
         for x in _head(r.per_file, n).rows():
             pf.add_row(str(x["path"]), _size(x["read_bytes"]), _size(x["write_bytes"]), str(x["read_count"]),
                        str(x["write_count"]), str(x["fds"]))
         out.print(pf)
     if r.calls.nrows:
-        tl = RichTable(title="Top I/O system call latencies (us)")
-        for col in ("Begin", "Syscall", "Latency", "Process", "TID", "FD", "File", "Bytes"):
-            tl.add_column(col, justify="left" if col in ("Begin", "Syscall", "Process", "File") else "right")
+        tl = _rich_table("Top I/O system call latencies (us)",
+                         ("Begin", "Syscall", "Latency", "Process", "TID", "FD", "File", "Bytes"),
+                         left=("Begin", "Syscall", "Process", "File"))
         for x in top_io_calls(r, n).rows():
             tl.add_row(_fmt_time(int(x["entry_ts"])), str(x["syscall"]), _us(x["duration_ns"]),
                        r.threads.comm_of(int(x["tid"])), str(x["tid"]), str(x["fd"]), str(x["path"]),
                        _size(x["bytes"]))
         out.print(tl)
-    lt = RichTable(title="System call latency statistics (us)")
-    for col in ("Syscall", "Count", "Min", "Avg", "Max", "Stdev"):
-        lt.add_column(col, justify="left" if col == "Syscall" else "right")
+    lt = _rich_table("System call latency statistics (us)",
+                     ("Syscall", "Count", "Min", "Avg", "Max", "Stdev"),
+                     left=("Syscall",))
     for x in r.per_syscall.rows():
         lt.add_row(str(x["syscall"]), str(x["count"]), _us(x["min_ns"]), _us(x["avg_ns"]), _us(x["max_ns"]),
                    _us(x["stdev_ns"]))
     out.print(lt)
     if r.disk.nrows:
-        d = RichTable(title="Disk request latency statistics (us)")
-        for col in ("Disk", "Requests", "Sectors", "Min", "Avg", "Max", "Stdev"):
-            d.add_column(col, justify="left" if col == "Disk" else "right")
+        d = _rich_table("Disk request latency statistics (us)",
+                        ("Disk", "Requests", "Sectors", "Min", "Avg", "Max", "Stdev"),
+                        left=("Disk",))
         for x in r.disk.rows():
             d.add_row(str(x["disk"]), str(x["count"]), str(x["sectors"]), _us(x["min_ns"]), _us(x["avg_ns"]),
                       _us(x["max_ns"]), _us(x["stdev_ns"]))
@@ -639,9 +646,9 @@ def mem_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tu
         return
     out = _console()
     _header(out, r.begin, r.end)
-    t = RichTable(title="Per-TID memory allocations and frees (pages)")
-    for col in ("Process", "TID", "PID", "Allocated", "Freed"):
-        t.add_column(col, justify="left" if col == "Process" else "right")
+    t = _rich_table("Per-TID memory allocations and frees (pages)",
+                    ("Process", "TID", "PID", "Allocated", "Freed"),
+                    left=("Process",))
     for x in _head(r.per_tid, n).rows():
         t.add_row(str(x["comm"]), str(x["tid"]), "?" if x["pid"] < 0 else str(x["pid"]), str(x["allocated"]),
                   str(x["freed"]))
