@@ -82,14 +82,16 @@ def format_intervals(p: CriticalPath) -> str:
     return "\n".join(out)
 
 
+def _table_class(title: str, cols: list[tuple[str, str]]) -> dict[str, Any]:
+    """An inline LAMI table class: title and (column title, value class) pairs."""
+    return lami.TableClass("", title, tuple(lami.Column(t, c) for t, c in cols)).native()
+
+
 def _mi(p: CriticalPath) -> dict[str, Any]:
-    def cls(title: str, cols: list[tuple[str, str]]) -> dict[str, Any]:
-        return {"title": title,
-                "column-descriptions": [{"title": t, "class": c} for t, c in cols]}
-    iv = cls("Critical path", [("Begin", "timestamp"), ("End", "timestamp"),
-                               ("Duration", "duration"), ("Process", "process"),
-                               ("State", "string")])
-    sm = cls("Critical path per task", [("Process", "process"), ("Duration", "duration")])
+    iv = _table_class("Critical path", [("Begin", "timestamp"), ("End", "timestamp"),
+                                        ("Duration", "duration"), ("Process", "process"),
+                                        ("State", "string")])
+    sm = _table_class("Critical path per task", [("Process", "process"), ("Duration", "duration")])
     rng = lami.time_range(p.begin, p.end)
     return lami.document([
         {"class": iv, "time-range": rng, "data": [
@@ -159,15 +161,12 @@ def format_system_intervals(p: SystemPath) -> str:
 
 
 def _system_mi(p: SystemPath) -> dict[str, Any]:
-    def cls(title: str, cols: list[tuple[str, str]]) -> dict[str, Any]:
-        return {"title": title,
-                "column-descriptions": [{"title": t, "class": c} for t, c in cols]}
-    iv = cls("Critical path", [("Begin", "timestamp"), ("End", "timestamp"),
-                               ("Duration", "duration"), ("Machine", "string"),
-                               ("VM", "string"), ("Process", "process"), ("State", "string"),
-                               ("Host thread", "number")])
-    sm = cls("Critical path per task", [("Machine", "string"), ("VM", "string"),
-                                        ("Process", "process"), ("Duration", "duration")])
+    iv = _table_class("Critical path", [("Begin", "timestamp"), ("End", "timestamp"),
+                                        ("Duration", "duration"), ("Machine", "string"),
+                                        ("VM", "string"), ("Process", "process"), ("State", "string"),
+                                        ("Host thread", "number")])
+    sm = _table_class("Critical path per task", [("Machine", "string"), ("VM", "string"),
+                                                 ("Process", "process"), ("Duration", "duration")])
     rng = lami.time_range(p.begin, p.end)
     return lami.document([
         {"class": iv, "time-range": rng, "data": [
