@@ -53,7 +53,13 @@ from ..vm import (
 from ..vm.machines import Machine, read_vm_events
 from ..vm.vcpu import BASE_MASK, RUNNING
 from .graph import EdgeType, ExecutionGraph, TimeMap, build_graph
-from .path import CriticalPath, CriticalPathError, task_span, trace_critical_path
+from .path import (
+    CriticalPath,
+    CriticalPathError,
+    last_edge_before,
+    task_span,
+    trace_critical_path,
+)
 
 __all__ = ["MachineGraph", "SystemGraph", "SystemPath", "build_system_graph",
            "system_critical_path", "task_critical_path", "from_single", "machines_of",
@@ -286,11 +292,6 @@ class SystemPath:
         return self.end - self.begin
 
 
-def _last_before(g: ExecutionGraph, key: int, t: int) -> int:
-    lo, hi = g.chain(key)
-    return bisect.bisect_left(g._starts, t, lo, hi) - 1
-
-
 def _packet(sg: SystemGraph, m: int, cpu: int, s: int, e: int) -> tuple[int, int, int] | None:
     """(send time, machine, key) of the last matched packet received on ``cpu`` of machine
     ``m`` in [s, e]."""
@@ -312,7 +313,7 @@ def _walk(sg: SystemGraph, m0: int, key: int, lo: int, hi: int) -> list[Raw]:
     """Intervals covering [lo, hi], in reverse time order (see :func:`.path._walk`)."""
     out: list[Raw] = []
     g0 = sg.machines[m0].graph
-    stack: list[list[int]] = [[m0, key, lo, hi, _last_before(g0, key, hi)]]
+    stack: list[list[int]] = [[m0, key, lo, hi, last_edge_before(g0, key, hi)]]
     on_stack: Counter[tuple[int, int]] = Counter({(m0, key): 1})
     while stack:
         fr = stack[-1]
@@ -327,7 +328,7 @@ def _walk(sg: SystemGraph, m0: int, key: int, lo: int, hi: int) -> list[Raw]:
             on_stack[(m, k)] -= 1
             cr = int(g.task_creator[k])
             if cr >= 0 and on_stack[(m, cr)] == 0:
-                stack.append([m, cr, flo, nh, _last_before(g, cr, nh)])
+                stack.append([m, cr, flo, nh, last_edge_before(g, cr, nh)])
                 on_stack[(m, cr)] += 1
             else:
                 out.append((flo, nh, m, k, _UNK, -1))
@@ -345,7 +346,7 @@ def _walk(sg: SystemGraph, m0: int, key: int, lo: int, hi: int) -> list[Raw]:
         if typ == _B:
             w = int(g.edge_waker[i])
             if w >= 0 and on_stack[(m, w)] == 0:
-                stack.append([m, w, s, nh, _last_before(g, w, nh)])
+                stack.append([m, w, s, nh, last_edge_before(g, w, nh)])
                 on_stack[(m, w)] += 1
                 continue
             typ = _UNK
@@ -355,8 +356,8 @@ def _walk(sg: SystemGraph, m0: int, key: int, lo: int, hi: int) -> list[Raw]:
                 t_send, a, ka = got
                 out.append((max(s, t_send), nh, m, k, _NET, -1))
                 if t_send > s and on_stack[(a, ka)] == 0:
-                    stack.append([a, ka, s, t_send, _last_before(sg.machines[a].graph, ka,
-                                                                t_send)])
+                    edge = last_edge_before(sg.machines[a].graph, ka, t_send)
+                    stack.append([a, ka, s, t_send, edge])
                     on_stack[(a, ka)] += 1
                 elif t_send > s:
                     out.append((s, t_send, m, k, _UNK, -1))
@@ -509,7 +510,7 @@ def system_critical_path(sg: SystemGraph, tid: int, machine: str | None = None,
     keys = g.keys_of(tid)
     key, t0, t1 = task_span(g, tid, keys, begin, end, f" on {sg.machines[m].name}", sg.clock)
     hi = t1
-    i = _last_before(g, key, t1)
+    i = last_edge_before(g, key, t1)
     if i >= int(g.offsets[key]) and int(g.edge_type[i]) in (_B, _NET):
         hi = int(g.edge_end[i])
     rows: list[Row] = []

@@ -33,7 +33,8 @@ from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from .graph import EdgeType, ExecutionGraph, build_graph
 
-__all__ = ["CriticalPath", "CriticalPathError", "critical_path", "task_span", "trace_critical_path"]
+__all__ = ["CriticalPath", "CriticalPathError", "critical_path", "last_edge_before", "task_span",
+           "trace_critical_path"]
 
 _BLOCKED = int(EdgeType.BLOCKED)
 _UNKNOWN = int(EdgeType.UNKNOWN)
@@ -66,7 +67,7 @@ class CriticalPath:
         return self.end - self.begin
 
 
-def _last_before(g: ExecutionGraph, key: int, t: int) -> int:
+def last_edge_before(g: ExecutionGraph, key: int, t: int) -> int:
     """Index of the last edge of ``key`` starting before ``t`` (chain start - 1 when none)."""
     lo, hi = g.chain(key)
     return bisect.bisect_left(g._starts, t, lo, hi) - 1
@@ -77,7 +78,7 @@ def _walk(g: ExecutionGraph, key: int, lo: int, hi: int) -> list[tuple[int, int,
     out: list[tuple[int, int, int, int]] = []
     starts, ends = g._starts, g.edge_end
     types, wakers, creators = g.edge_type, g.edge_waker, g.task_creator
-    stack: list[list[int]] = [[key, lo, hi, _last_before(g, key, hi)]]
+    stack: list[list[int]] = [[key, lo, hi, last_edge_before(g, key, hi)]]
     on_stack: Counter[int] = Counter({key: 1})
     while stack:
         fr = stack[-1]
@@ -92,7 +93,7 @@ def _walk(g: ExecutionGraph, key: int, lo: int, hi: int) -> list[tuple[int, int,
             on_stack[k] -= 1
             cr = int(creators[k])
             if cr >= 0 and on_stack[cr] == 0:
-                stack.append([cr, flo, nh, _last_before(g, cr, nh)])
+                stack.append([cr, flo, nh, last_edge_before(g, cr, nh)])
                 on_stack[cr] += 1
             else:
                 out.append((flo, nh, k, _UNKNOWN))
@@ -109,7 +110,7 @@ def _walk(g: ExecutionGraph, key: int, lo: int, hi: int) -> list[tuple[int, int,
         if typ == _BLOCKED:
             w = int(wakers[i])
             if w >= 0 and on_stack[w] == 0:
-                stack.append([w, s, nh, _last_before(g, w, nh)])
+                stack.append([w, s, nh, last_edge_before(g, w, nh)])
                 on_stack[w] += 1
                 continue
             typ = _UNKNOWN
@@ -157,7 +158,7 @@ def critical_path(g: ExecutionGraph, tid: int, begin: int | None = None,
     key, t0, t1 = task_span(g, tid, keys, begin, end)
     # a wait still open at t1 is resolved from its wakeup, then cut at t1
     hi = t1
-    i = _last_before(g, key, t1)
+    i = last_edge_before(g, key, t1)
     if i >= int(g.offsets[key]) and int(g.edge_type[i]) == _BLOCKED:
         hi = int(g.edge_end[i])
     rev = _walk(g, key, t0, hi)
