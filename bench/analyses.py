@@ -136,13 +136,20 @@ def main() -> int:
     if args.skip_generated:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.keep) if args.keep else Path(tmp) / "kernel"
-        if not (path / "metadata").exists():
-            t0 = time.perf_counter()
-            generate_kernel(path, args.events)
-            print(f"\n(generated {args.events:,} events in {time.perf_counter() - t0:.0f} s)")
+        path = generated_trace(args.keep, Path(tmp), args.events)
         report("generated kernel trace", str(path), reference=False)
     return 0
+
+
+def generated_trace(keep: str | None, tmp: Path, events: int) -> Path:
+    """The generated kernel trace: in ``keep`` (generated there once, then reused) or under
+    ``tmp``."""
+    path = Path(keep) if keep else tmp / "kernel"
+    if not (path / "metadata").exists():
+        t0 = time.perf_counter()
+        generate_kernel(path, events)
+        print(f"\n(generated {events:,} events in {time.perf_counter() - t0:.0f} s)")
+    return path
 
 
 if __name__ == "__main__":

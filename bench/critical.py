@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from analyses import MANY_THREADS, babeltrace2_dummy, best, generate_kernel  # noqa: E402
+from analyses import MANY_THREADS, babeltrace2_dummy, best, generated_trace  # noqa: E402
 
 
 def many_threads() -> None:
@@ -112,12 +112,7 @@ def main() -> int:
     many_threads()
     if not args.skip_generated:
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(args.keep) if args.keep else Path(tmp) / "kernel"
-            if not (path / "metadata").exists():
-                t0 = time.perf_counter()
-                generate_kernel(path, args.events)
-                print(f"\n(generated {args.events:,} events in {time.perf_counter() - t0:.0f} s)")
-            generated(path)
+            generated(generated_trace(args.keep, Path(tmp), args.events))
     if args.sim_duration > 0:
         simulated(args.sim_duration)
     return 0
