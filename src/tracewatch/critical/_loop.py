@@ -21,38 +21,58 @@ MAX_DEPTH = 32
 
 
 @njit(cache=True)
-def _new(k: int, tid: int, t: int, state: int, creator: int, ev: int, code: int,
+def _new(k: int, tid: int, t: int, state: int, creator: int, comm: int,
          key_of: np.ndarray, k_tid: np.ndarray, k_creator: np.ndarray, k_state: np.ndarray,
-         k_since: np.ndarray, k_cpu: np.ndarray, k_cev: np.ndarray, k_cf: np.ndarray) -> None:
+         k_since: np.ndarray, k_cpu: np.ndarray, k_comm: np.ndarray) -> None:
     key_of[tid] = k
     k_tid[k] = tid
     k_creator[k] = creator
     k_state[k] = state
     k_since[k] = t
     k_cpu[k] = -1
-    k_cev[k] = ev
-    k_cf[k] = code
+    k_comm[k] = comm
+
+
+@njit(cache=True)
+def merge_order(seq: np.ndarray) -> np.ndarray:
+    """Indices of ``seq`` (distinct non-negative positions, dense: max < 4 * size + 1024)
+    in increasing order of position: a scatter, no sort."""
+    mx = -1
+    for i in range(seq.size):
+        if seq[i] > mx:
+            mx = seq[i]
+    inv = np.full(mx + 1, -1, np.int64)
+    for i in range(seq.size):
+        inv[seq[i]] = i
+    out = np.empty(seq.size, np.int64)
+    n = 0
+    for p in range(mx + 1):
+        if inv[p] >= 0:
+            out[n] = inv[p]
+            n += 1
+    return out[:n]
 
 
 @njit(cache=True)
 def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndarray, a: np.ndarray,
-               b: np.ndarray, c: np.ndarray, a_ok: np.ndarray, c_ok: np.ndarray,
+               b: np.ndarray, c: np.ndarray, ca: np.ndarray, cc: np.ndarray, empty: int,
                n_tids: int, zero: int, n_cpus: int, max_keys: int, max_edges: int,
                last_ts: int) -> tuple[np.ndarray, ...]:
-    """Runs over the events in ``order`` (indices into the other arrays). Returns (n_keys, key tid, creator, comm event, comm field, edge task, start, end,
-    type, waker, cpu) with the arrays cut to their used length.
+    """Runs over the events in ``order`` (indices into the other arrays). Returns (n_keys,
+    key tid, creator, comm code, offsets, then the edges grouped by task, each task's in
+    time order: task, start, end, type, waker, cpu).
 
-    Per kind: SWITCH a=prev, b=prev_state, c=next (a_ok / c_ok: the prev / next comm is not
-    empty); WAKE a=tid; FORK a=parent, b=child; EXIT a=tid; CTX_IN a=label. Comm fields:
-    0 prev_comm, 1 next_comm, 2 the wakeup's comm, 3 child_comm."""
+    Per kind: SWITCH a=prev, b=prev_state & 3, c=next, ca=prev_comm, cc=next_comm; WAKE
+    a=tid, ca=its comm; FORK a=parent, c=child, ca=child_comm; EXIT a=tid; CTX_IN a=label. Comms
+    are codes of interned strings (``empty``: the empty string's, <0: none); a task's comm is
+    the last non-empty one seen (the first one seen when none is)."""
     key_of = np.full(n_tids, -1, np.int64)
     k_tid = np.empty(max_keys, np.int64)
     k_creator = np.empty(max_keys, np.int64)
     k_state = np.empty(max_keys, np.int64)
     k_since = np.empty(max_keys, np.int64)
     k_cpu = np.empty(max_keys, np.int64)
-    k_cev = np.empty(max_keys, np.int64)
-    k_cf = np.empty(max_keys, np.int64)
+    k_comm = np.empty(max_keys, np.int64)
     k_exiting = np.zeros(max_keys, np.bool_)
     e_task = np.empty(max_edges, np.int64)
     e_start = np.empty(max_edges, np.int64)
@@ -76,15 +96,14 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
             if prev != zero:
                 k = key_of[prev]
                 if k < 0:
-                    _new(nk, prev, t, R, -1, i, 0, key_of, k_tid, k_creator, k_state,
-                         k_since, k_cpu, k_cev, k_cf)
+                    _new(nk, prev, t, R, -1, ca[i], key_of, k_tid, k_creator, k_state,
+                         k_since, k_cpu, k_comm)
                     k = nk
                     nk += 1
                 st = k_state[k]
                 if st != DEAD:
-                    if a_ok[i]:
-                        k_cev[k] = i
-                        k_cf[k] = 0
+                    if ca[i] >= 0 and ca[i] != empty:
+                        k_comm[k] = ca[i]
                     # close(k, t)
                     start = k_since[k]
                     if t > start:
@@ -107,14 +126,13 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
             if nxt != zero:
                 k = key_of[nxt]
                 if k < 0 or k_state[k] == DEAD:
-                    _new(nk, nxt, t, R, -1, i, 1, key_of, k_tid, k_creator, k_state,
-                         k_since, k_cpu, k_cev, k_cf)
+                    _new(nk, nxt, t, R, -1, cc[i], key_of, k_tid, k_creator, k_state,
+                         k_since, k_cpu, k_comm)
                     k = nk
                     nk += 1
                 else:
-                    if c_ok[i]:
-                        k_cev[k] = i
-                        k_cf[k] = 1
+                    if cc[i] >= 0 and cc[i] != empty:
+                        k_comm[k] = cc[i]
                     st = k_state[k]
                     start = k_since[k]
                     if t > start:
@@ -136,8 +154,8 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
                 continue
             k = key_of[tid]
             if k < 0 or k_state[k] == DEAD:
-                _new(nk, tid, t, P, -1, i, 2, key_of, k_tid, k_creator, k_state, k_since,
-                     k_cpu, k_cev, k_cf)
+                _new(nk, tid, t, P, -1, ca[i], key_of, k_tid, k_creator, k_state, k_since,
+                     k_cpu, k_comm)
                 nk += 1
                 continue
             if k_state[k] != B:
@@ -165,7 +183,7 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
                 k_since[k] = t
             k_state[k] = P
         elif kd == FORK:
-            child = b[i]
+            child = c[i]
             if child == zero:
                 continue
             parent = a[i]
@@ -173,8 +191,8 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
             k = key_of[child]
             if k >= 0 and k_state[k] != DEAD:
                 continue
-            _new(nk, child, t, P, pk, i, 3, key_of, k_tid, k_creator, k_state, k_since,
-                 k_cpu, k_cev, k_cf)
+            _new(nk, child, t, P, pk, ca[i], key_of, k_tid, k_creator, k_state, k_since,
+                 k_cpu, k_comm)
             nk += 1
         elif kd == EXIT:
             k = key_of[a[i]]
@@ -203,22 +221,28 @@ def build_loop(order: np.ndarray, kind: np.ndarray, ts: np.ndarray, cpu: np.ndar
             e_waker[ne] = -1
             e_cpu[ne] = k_cpu[k] if typ == R else -1
             ne += 1
-    return (np.array([nk], np.int64), k_tid[:nk], k_creator[:nk], k_cev[:nk], k_cf[:nk],
-            e_task[:ne], e_start[:ne], e_end[:ne], e_type[:ne], e_waker[:ne], e_cpu[:ne])
-
-
-@njit(cache=True)
-def group_by_task(task: np.ndarray, n_tasks: int) -> np.ndarray:
-    """Stable order of the edges by task (a counting sort: each task's edges were produced
-    in time order)."""
-    count = np.zeros(n_tasks + 1, np.int64)
-    for i in range(task.size):
-        count[task[i] + 1] += 1
-    for k in range(n_tasks):
-        count[k + 1] += count[k]
-    out = np.empty(task.size, np.int64)
-    for i in range(task.size):
-        k = task[i]
-        out[count[k]] = i
-        count[k] += 1
-    return out
+    # group the edges by task (a counting sort: each task's edges were produced in time order)
+    offsets = np.zeros(nk + 1, np.int64)
+    for i in range(ne):
+        offsets[e_task[i] + 1] += 1
+    for k in range(nk):
+        offsets[k + 1] += offsets[k]
+    fill = offsets[:nk].copy()
+    g_task = np.empty(ne, np.int64)
+    g_start = np.empty(ne, np.int64)
+    g_end = np.empty(ne, np.int64)
+    g_type = np.empty(ne, np.int8)
+    g_waker = np.empty(ne, np.int64)
+    g_cpu = np.empty(ne, np.int64)
+    for i in range(ne):
+        k = e_task[i]
+        j = fill[k]
+        fill[k] = j + 1
+        g_task[j] = k
+        g_start[j] = e_start[i]
+        g_end[j] = e_end[i]
+        g_type[j] = e_type[i]
+        g_waker[j] = e_waker[i]
+        g_cpu[j] = e_cpu[i]
+    return (np.array([nk], np.int64), k_tid[:nk].copy(), k_creator[:nk].copy(),
+            k_comm[:nk].copy(), offsets, g_task, g_start, g_end, g_type, g_waker, g_cpu)

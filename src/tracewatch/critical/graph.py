@@ -34,6 +34,7 @@ Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never the CLI or out
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ import numpy as np
 
 from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
+from ..kernel.fast import intern_strings, texts
 from ..kernel.layouts import detect_layout
 from ..kernel.state import read_columns
 from . import _loop as _lp
@@ -121,13 +123,16 @@ class ExecutionGraph:
     switch_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     switch_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     switch_tid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    _starts: list[int] = field(default_factory=list, repr=False)
     _per_cpu: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._starts = self.edge_start.tolist()
         if self.edge_cpu.size != self.edge_start.size:
             self.edge_cpu = np.full(self.edge_start.size, -1, np.int64)
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        """``edge_start`` as a list (bisect on it is faster than NumPy calls per lookup)."""
+        return self.edge_start.tolist()
 
     def cpu_timeline(self, cpu: int) -> tuple[np.ndarray, np.ndarray]:
         """(times, next_tid) of the ``sched_switch`` events of ``cpu``, in time order."""
@@ -202,7 +207,7 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
     gwanted = {"irq_entry": ("irq",), "softirq_entry": ("vec",)}
     for g in groups:
         wanted[g] = gwanted.get(g, ())
-    kc = read_columns(ts, layout, wanted, end=end, groups=groups)
+    kc = read_columns(ts, layout, wanted, end=end, groups=groups, text="codes")
     if kc.first_ts is None or kc.last_ts is None:
         raise GraphError("the trace has no event")
     first_ts, last_ts = kc.first_ts, kc.last_ts
@@ -240,11 +245,6 @@ _TID_FIELDS = {"sched_switch": ("prev_tid", "next_tid"), "sched_process_fork":
                ("parent_tid", "child_tid"), "sched_process_exit": ("tid",)}
 
 
-def _nonempty(col: np.ndarray) -> np.ndarray:
-    """Which entries of a text column are non-empty strings (None: empty)."""
-    return np.asarray(col).astype(bool)
-
-
 def _i64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.int64)
 
@@ -253,26 +253,24 @@ def _merge_order(seq: np.ndarray) -> np.ndarray:
     """The order of distinct positions ``seq`` (a scatter when they are dense)."""
     if seq.size == 0:
         return np.zeros(0, np.int64)
-    mx = int(seq.max())
-    if int(seq.min()) >= 0 and mx < 4 * seq.size + 1024:
-        inv = np.full(mx + 1, -1, np.int64)
-        inv[seq] = np.arange(seq.size, dtype=np.int64)
-        return inv[inv >= 0]
+    if int(seq.min()) >= 0 and int(seq.max()) < 4 * seq.size + 1024:
+        return _lp.merge_order(seq)
     return np.argsort(seq, kind="stable")
 
 
 def _run_loop(ts: TraceSet, parts: list[tuple[str, int, dict[str, np.ndarray]]],
               first_ts: int, last_ts: int) -> ExecutionGraph:
-    """Reduce ``parts`` (logical event, loop kind, columns) to integer columns, run the
-    JIT-compiled loop, and turn its result into an :class:`ExecutionGraph`."""
+    """Reduce ``parts`` (logical event, loop kind, columns; text as interned codes) to
+    integer columns, run the JIT-compiled loop, and turn its result into an
+    :class:`ExecutionGraph`."""
     if not parts:
-        return _graph(ts, first_ts, last_ts, [], np.zeros(0, np.int64),
-                      np.zeros(0, np.int64), [np.zeros(0, np.int64)] * 6)
+        return _graph(ts, first_ts, last_ts, [], np.zeros(0, np.int64), np.zeros(0, np.int64),
+                      np.zeros(1, np.int64), [np.zeros(0, np.int64)] * 6)
     # TIDs index the loop's tables: as they are when small and non-negative, else compacted
     tid_cols = []
     for ev, k0, c in parts:
         fields = _TID_FIELDS.get(ev, ("tid",) if k0 == _lp.WAKE else ())
-        tid_cols += [_i64(c[f]) for f in fields]
+        tid_cols += [c[f] for f in fields]
     lo = min((int(x.min()) for x in tid_cols if x.size), default=0)
     hi = max((int(x.max()) for x in tid_cols if x.size), default=0)
     uniq: np.ndarray | None = None
@@ -280,101 +278,82 @@ def _run_loop(ts: TraceSet, parts: list[tuple[str, int, dict[str, np.ndarray]]],
         n_tids, zero = hi + 1, 0
         n_distinct = n_tids
     else:
-        uniq = np.unique(np.concatenate(tid_cols))
+        uniq = np.unique(np.concatenate([_i64(x) for x in tid_cols]))
         n_tids = max(int(uniq.size), 1)
         zero = int(np.searchsorted(uniq, 0)) if 0 in uniq else -1
         n_distinct = int(uniq.size)
 
     def cid(x: np.ndarray) -> np.ndarray:
-        return _i64(x) if uniq is None else np.searchsorted(uniq, _i64(x)).astype(np.int64)
+        return np.asarray(x, np.int32) if uniq is None else \
+            np.searchsorted(uniq, _i64(x)).astype(np.int32)
 
-    seq: list[np.ndarray] = []
-    kind: list[np.ndarray] = []
-    t: list[np.ndarray] = []
-    cpu: list[np.ndarray] = []
-    a: list[np.ndarray] = []
-    b: list[np.ndarray] = []
-    c_: list[np.ndarray] = []
-    a_ok: list[np.ndarray] = []
-    c_ok: list[np.ndarray] = []
-    src: list[np.ndarray] = []
-    row: list[np.ndarray] = []
+    # narrow dtypes: these columns are concatenated over millions of events
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                         ("seq", "kind", "t", "cpu", "a", "b", "c", "ca", "cc")}
     vec_label = _vector_labels(ts, next((c for ev, _, c in parts if ev == "vec_entry"), None))
-    for si, (ev, kd, c) in enumerate(parts):
+    n_of = dict.fromkeys((_lp.SWITCH, _lp.WAKE, _lp.FORK, _lp.EXIT), 0)
+    for ev, kd, c in parts:
         n = c["seq"].size
-        zeros = np.zeros(n, np.int64)
-        aa, bb, cc = zeros, zeros, zeros
-        ao = co = np.zeros(n, np.bool_)
+        zeros = np.zeros(n, np.int32)
+        aa, cc, comm_a, comm_c = zeros, zeros, zeros, zeros
+        bb = np.zeros(n, np.int8)
         if ev == "sched_switch":
-            aa, bb, cc = cid(c["prev_tid"]), _i64(c["prev_state"]), cid(c["next_tid"])
-            ao, co = _nonempty(c["prev_comm"]), _nonempty(c["next_comm"])
-        elif kd == _lp.WAKE or ev == "sched_process_exit":
+            aa, cc = cid(c["prev_tid"]), cid(c["next_tid"])
+            bb = (_i64(c["prev_state"]) & 3).astype(np.int8)
+            comm_a, comm_c = c["prev_comm"], c["next_comm"]
+        elif kd == _lp.WAKE:
+            aa, comm_a = cid(c["tid"]), c["comm"]
+        elif ev == "sched_process_exit":
             aa = cid(c["tid"])
         elif ev == "sched_process_fork":
-            aa, bb = cid(c["parent_tid"]), cid(c["child_tid"])
+            aa, cc, comm_a = cid(c["parent_tid"]), cid(c["child_tid"]), c["child_comm"]
         elif ev == "irq_entry":
             aa = np.where(c["irq"] != 0, int(EdgeType.INTERRUPTED), int(EdgeType.TIMER))
         elif ev == "softirq_entry":
-            lut = np.full(max(int(c["vec"].max()) + 1, 16), int(EdgeType.UNKNOWN), np.int64)
+            lut = np.full(max(int(c["vec"].max()) + 1, 16), int(EdgeType.UNKNOWN), np.int32)
             for v, lab in SOFTIRQ_LABELS.items():
                 lut[v] = int(lab)
             aa = lut[np.clip(c["vec"].astype(np.int64), 0, lut.size - 1)]
         elif ev == "hrtimer_entry":
-            aa = np.full(n, int(EdgeType.TIMER), np.int64)
+            aa = np.full(n, int(EdgeType.TIMER), np.int32)
         elif ev == "vec_entry":
             aa = np.array([int(vec_label.get(g, EdgeType.INTERRUPTED))
-                           for g in c["gid"].tolist()], np.int64)
-        seq.append(c["seq"])
-        kind.append(np.full(n, kd, np.int8))
-        t.append(_i64(c["timestamp"]))
-        cpu.append(_i64(c["cpu"]))
-        a.append(np.asarray(aa, np.int64))
-        b.append(bb)
-        c_.append(cc)
-        a_ok.append(ao)
-        c_ok.append(co)
-        src.append(np.full(n, si, np.int64))
-        row.append(np.arange(n, dtype=np.int64))
-    order = _merge_order(np.concatenate(seq))
-    sizes = [x.size for x in seq]
-    n_of = {k: sum(n for n, kd in zip(sizes, (p[1] for p in parts), strict=True) if kd == k)
-            for k in (_lp.SWITCH, _lp.WAKE, _lp.FORK, _lp.EXIT)}
+                           for g in c["gid"].tolist()], np.int32)
+        if kd in n_of:
+            n_of[kd] += n
+        for name, arr in (("seq", c["seq"]), ("kind", np.full(n, kd, np.int8)),
+                          ("t", c["timestamp"]), ("cpu", c["cpu"]), ("a", aa), ("b", bb),
+                          ("c", cc), ("ca", comm_a), ("cc", comm_c)):
+            cols[name].append(arr)
+    dtypes = {"seq": np.int64, "kind": np.int8, "t": np.int64, "cpu": np.int32, "a": np.int32,
+              "b": np.int8, "c": np.int32, "ca": np.int32, "cc": np.int32}
+    col = {k: np.concatenate(v, dtype=dtypes[k], casting="unsafe") for k, v in cols.items()}
     n_new = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + n_of[_lp.FORK]
     max_keys = min(n_new, n_distinct + n_of[_lp.EXIT] + 1) + 1
     max_edges = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + max_keys + 1
-    cpu_a = np.concatenate(cpu)
-    n_cpus = int(cpu_a.max()) + 1 if cpu_a.size else 1
-    out = _lp.build_loop(order, np.concatenate(kind), np.concatenate(t), cpu_a,
-                         np.concatenate(a), np.concatenate(b), np.concatenate(c_),
-                         np.concatenate(a_ok), np.concatenate(c_ok), n_tids, zero, n_cpus,
+    n_cpus = int(col["cpu"].max()) + 1 if col["cpu"].size else 1
+    empty = int(intern_strings([""])[0])
+    out = _lp.build_loop(_merge_order(col["seq"]), col["kind"], col["t"], col["cpu"], col["a"],
+                         col["b"], col["c"], col["ca"], col["cc"], empty, n_tids, zero, n_cpus,
                          max_keys, max_edges, last_ts)
     k_tid = out[1] if uniq is None else uniq[out[1]]
-    # comm of each task: the last non-empty name seen for it (see the loop's comm fields)
-    src_m, row_m = np.concatenate(src), np.concatenate(row)
-    names = ("prev_comm", "next_comm", "comm", "child_comm")
-    comms = []
-    for ev_i, f in zip(out[3].tolist(), out[4].tolist(), strict=True):
-        col = parts[int(src_m[ev_i])][2][names[f]]
-        comms.append(str(col[int(row_m[ev_i])] or ""))
-    return _graph(ts, first_ts, last_ts, comms, k_tid, out[2], list(out[5:]))
+    codes = out[3]
+    known = codes >= 0
+    comms = np.full(codes.size, "", object)
+    comms[known] = texts(codes[known].astype(np.int32))
+    return _graph(ts, first_ts, last_ts, [str(x) for x in comms.tolist()], k_tid, out[2],
+                  out[4], list(out[5:]))
 
 
 def _graph(ts: TraceSet, first_ts: int, last_ts: int, comms: list[str], k_tid: np.ndarray,
-           creator: np.ndarray, edges: list[np.ndarray]) -> ExecutionGraph:
+           creator: np.ndarray, offsets: np.ndarray, edges: list[np.ndarray]) -> ExecutionGraph:
     task, start, end, typ, waker, cpu = edges
-    order = _lp.group_by_task(task, int(k_tid.size))
-    task = task[order]
-    offsets = np.searchsorted(task, np.arange(k_tid.size + 1), side="left").astype(np.int64)
     hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
-    def col(x: np.ndarray, dtype: type = np.int64) -> np.ndarray:  # gathered, no second copy
-        return x[order].astype(dtype, copy=False)
-
     return ExecutionGraph(
         hostname=",".join(hosts), task_tid=k_tid.astype(np.int64, copy=False), task_comm=comms,
-        task_creator=creator.astype(np.int64, copy=False),
-        edge_task=task.astype(np.int64, copy=False), edge_start=col(start), edge_end=col(end),
-        edge_type=col(typ, np.int8), edge_waker=col(waker), edge_cpu=col(cpu), offsets=offsets,
-        first_ts=first_ts, last_ts=last_ts)
+        task_creator=creator.astype(np.int64, copy=False), edge_task=task, edge_start=start,
+        edge_end=end, edge_type=typ.astype(np.int8, copy=False), edge_waker=waker,
+        edge_cpu=cpu, offsets=offsets, first_ts=first_ts, last_ts=last_ts)
 
 
 def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int, EdgeType]:
