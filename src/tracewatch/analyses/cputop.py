@@ -16,11 +16,12 @@ per-event Python loop, no sort of the events; names are decoded only for the row
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import (
@@ -49,6 +50,8 @@ class CputopResult:
     most first. ``per_process``: pid, comm, threads, usage_ns, ratio (pid unknown: the
     thread counts as its own process). ``per_cpu``: cpu, usage_ns, ratio, by cpu.
     ``total``: mean per-CPU ratio.
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -58,6 +61,7 @@ class CputopResult:
     per_cpu: Table
     total: float
     threads: ThreadTable
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> int:
@@ -66,31 +70,35 @@ class CputopResult:
 
 def cputop(ts: TraceSet, begin: int | None = None, end: int | None = None,
            tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-           layout: KernelLayout | None = None) -> CputopResult:
+           layout: KernelLayout | None = None, *, partial: bool = False) -> CputopResult:
     """CPU usage of the trace set over [begin, end] (whole trace when None).
 
     ``tids``/``cpus`` restrict the analysis like lttng-cputop's ``--tid``/``--cpu``: only
     those threads are counted (a CPU is busy only while one of them runs on it), only time
     on those CPUs is counted.
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
-    return cputop_from_columns(_read(ts, begin, end, layout), tids, cpus)
+    return cputop_from_columns(_read(ts, begin, end, layout, partial=partial), tids, cpus)
 
 
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None) -> KernelColumns:
+          period: int | None = None, partial: bool = False) -> KernelColumns:
     layout = layout or detect_layout(ts)
     layout.require("cputop", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": _SWITCH_FIELDS, **THREAD_EVENTS,
                                           "sched_migrate_task": ("tid",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
 
 
 def cputop_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
                    tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-                   layout: KernelLayout | None = None) -> list[CputopResult]:
+                   layout: KernelLayout | None = None, *, partial: bool = False) -> list[CputopResult]:
     """:func:`cputop` per window of ``period`` ns ([t, t + period), aligned on the first event
-    of the range; windows without events left out), from one pass over the trace."""
-    kc = _read(ts, begin, end, layout, period)
+    of the range; windows without events left out), from one pass over the trace
+    (``partial``: see :func:`cputop`; every window's result then holds the fault)."""
+    kc = _read(ts, begin, end, layout, period, partial=partial)
     return [cputop_from_columns(w, tids, cpus) for _, _, w in period_windows(kc)]
 
 
@@ -181,7 +189,7 @@ def cputop_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
     cratio = cusage / duration if duration > 0 else np.zeros(ucpu.size)
     per_cpu = Table({"cpu": ucpu, "usage_ns": cusage, "ratio": cratio})
     total = float(cratio.mean()) if cratio.size else 0.0
-    return CputopResult(lo, hi, per_tid, per_process, per_cpu, total, threads)
+    return CputopResult(lo, hi, per_tid, per_process, per_cpu, total, threads, fault=kc.fault)
 
 
 def _prio_texts(ngroups: int, group: np.ndarray, prio: np.ndarray) -> np.ndarray:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import THREAD_EVENTS, KernelColumns, ThreadTable, read_columns, thread_table
@@ -77,6 +78,8 @@ class IoResult:
     ``disk``: one row per disk with completed requests: dev, disk, count, sectors, min_ns,
     avg_ns, max_ns, stdev_ns (latency), by dev. ``requests``: every block request: dev,
     sector, nr_sector, issue_ts, complete_ts, latency_ns, in order of completion.
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -91,6 +94,7 @@ class IoResult:
     threads: ThreadTable
     per_file: Table | None = None
     fds: FdTable | None = None
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> int:
@@ -129,13 +133,17 @@ def io_layout(ts: TraceSet, layout: KernelLayout | None = None) -> KernelLayout:
 
 def io_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
              tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-             procnames: Collection[str] | None = None, layout: KernelLayout | None = None) -> IoResult:
+             procnames: Collection[str] | None = None, layout: KernelLayout | None = None, *,
+             partial: bool = False) -> IoResult:
     """I/O statistics of the trace set over [begin, end] (whole trace when None).
 
     ``tids``/``procnames`` keep the system calls of those threads, ``cpus`` those whose exit
     is on those CPUs (block requests are not filtered by them: they belong to no thread; the
     fd table is built from every process's calls). Raises :class:`MissingEventsError` when
     the trace has neither I/O system calls (with sched_switch) nor block requests.
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
     layout = io_layout(ts, layout)
     names = {c.name for c in ts.classes}
@@ -165,7 +173,7 @@ def io_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
         for kind, fields in FD_SYSCALLS.items():
             groups[f"fd_{kind}"] = _named(names, ep, (kind,))
             wanted[f"fd_{kind}"] = fields
-    kc = read_columns(ts, layout, wanted, begin, end, groups=groups, text="codes")
+    kc = read_columns(ts, layout, wanted, begin, end, groups=groups, text="codes", partial=partial)
     return io_from_columns(kc, [c.name for c in ts.classes], tids, cpus, procnames, (ep, xp))
 
 
@@ -328,7 +336,7 @@ def io_from_columns(kc: KernelColumns, class_names: list[str], tids: Collection[
     per_file = _per_file(calls, is_read, file, (k_pid, k_fd, kinv), fdt)
     disk, requests = _block(kc, lo, hi)
     return IoResult(lo, hi, calls, per_process, per_fd, latency, per_syscall, disk, requests, threads,
-                    per_file, fdt)
+                    per_file, fdt, fault=kc.fault)
 
 
 def _sorted_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

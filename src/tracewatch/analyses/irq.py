@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
@@ -66,6 +67,8 @@ class IrqResult:
     raise_count, min_latency_ns, avg_latency_ns, max_latency_ns, stdev_latency_ns (raise to
     entry; NaN without raises), by vector. ``log``: every interrupt in order of exit: hard
     (bool), nr, cpu, begin_ts, end_ts, duration_ns, raise_ts (-1: none or hard IRQ).
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -73,6 +76,7 @@ class IrqResult:
     hard: Table
     soft: Table
     log: Table
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> int:
@@ -95,32 +99,36 @@ def irq_layout(ts: TraceSet, layout: KernelLayout | None = None) -> KernelLayout
 def irq_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
               cpus: Collection[int] | None = None, irqs: Collection[int] | None = None,
               softirqs: Collection[int] | None = None,
-              layout: KernelLayout | None = None) -> IrqResult:
+              layout: KernelLayout | None = None, *, partial: bool = False) -> IrqResult:
     """Interrupt statistics of the trace set over [begin, end] (whole trace when None).
 
     ``cpus`` keeps interrupts on those CPUs; ``irqs``/``softirqs`` those IRQ numbers /
     vectors (when one of them is given, only the given kind is reported).
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
-    return irq_from_columns(_read(ts, begin, end, layout), cpus, irqs, softirqs)
+    return irq_from_columns(_read(ts, begin, end, layout, partial=partial), cpus, irqs, softirqs)
 
 
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None) -> KernelColumns:
+          period: int | None = None, partial: bool = False) -> KernelColumns:
     layout = irq_layout(ts, layout)
     layout.require("irq", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {
         "irq_handler_entry": ("irq", "name"), "irq_handler_exit": ("irq",),
         "irq_softirq_raise": ("vec",), "irq_softirq_entry": ("vec",), "irq_softirq_exit": ("vec",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
 
 
 def irq_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
                 cpus: Collection[int] | None = None, irqs: Collection[int] | None = None,
                 softirqs: Collection[int] | None = None,
-                layout: KernelLayout | None = None) -> list[IrqResult]:
+                layout: KernelLayout | None = None, *, partial: bool = False) -> list[IrqResult]:
     """:func:`irq_stats` per window of ``period`` ns ([t, t + period), aligned on the first
-    event of the range; windows without events left out), from one pass over the trace."""
-    kc = _read(ts, begin, end, layout, period)
+    event of the range; windows without events left out), from one pass over the trace
+    (``partial``: see :func:`irq_stats`; every window's result then holds the fault)."""
+    kc = _read(ts, begin, end, layout, period, partial=partial)
     return [irq_from_columns(w, cpus, irqs, softirqs) for _, _, w in period_windows(kc)]
 
 
@@ -213,7 +221,7 @@ def irq_from_columns(kc: KernelColumns, cpus: Collection[int] | None = None,
                  "end_ts": np.concatenate([h_end, s_end])[order],
                  "duration_ns": np.concatenate([h_dur, s_dur])[order],
                  "raise_ts": np.concatenate([np.full(h_seq.size, -1, np.int64), s_raise])[order]})
-    return IrqResult(lo, hi, hard, soft, log)
+    return IrqResult(lo, hi, hard, soft, log, fault=kc.fault)
 
 
 def irq_histograms(r: IrqResult, resolution: int = 20) -> list[tuple[bool, int, str, Table]]:

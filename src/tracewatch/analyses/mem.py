@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import THREAD_EVENTS, KernelColumns, ThreadTable, read_columns, thread_table
@@ -42,6 +43,8 @@ class MemResult:
 
     ``per_tid``: tid, pid (-1 unknown), comm, allocated, freed (pages), most allocated
     first (then most freed, then by tid). ``total_allocated``/``total_freed``: sums.
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -50,6 +53,7 @@ class MemResult:
     total_allocated: int
     total_freed: int
     threads: ThreadTable
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> int:
@@ -67,10 +71,14 @@ def mem_layout(ts: TraceSet, layout: KernelLayout | None = None) -> KernelLayout
 
 def mem_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
               tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-              procnames: Collection[str] | None = None, layout: KernelLayout | None = None) -> MemResult:
+              procnames: Collection[str] | None = None, layout: KernelLayout | None = None, *,
+              partial: bool = False) -> MemResult:
     """Pages allocated/freed per thread over [begin, end] (whole trace when None).
 
     ``tids``/``procnames`` keep those threads, ``cpus`` the events on those CPUs.
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
     layout = mem_layout(ts, layout)
     if not (layout.has("mm_page_alloc") or layout.has("mm_page_free")):
@@ -81,7 +89,7 @@ def mem_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
     layout.require("mem", ["sched_switch"])
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
                                           "mm_page_alloc": (), "mm_page_free": ()}
-    kc = read_columns(ts, layout, wanted, begin, end, text="codes")
+    kc = read_columns(ts, layout, wanted, begin, end, text="codes", partial=partial)
     return mem_from_columns(kc, tids, cpus, procnames)
 
 
@@ -130,4 +138,4 @@ def mem_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                      "freed": freed}).take(keep)
     per_tid = per_tid.take(np.lexsort((per_tid["tid"], -per_tid["freed"], -per_tid["allocated"])))
     return MemResult(lo, hi, per_tid, int(per_tid["allocated"].sum()), int(per_tid["freed"].sum()),
-                     threads)
+                     threads, fault=kc.fault)

@@ -14,11 +14,12 @@ Computed in one compiled pass in trace order over the switch and wakeup columns
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import dense_index, intern_strings, texts
 from ..kernel.layouts import WAKEUP_EVENTS, KernelLayout, detect_layout
 from ..kernel.state import KernelColumns, period_windows, read_columns
@@ -44,6 +45,8 @@ class SchedResult:
     stdev_ns (sample standard deviation, NaN below two), prios (text like "[20]"), sorted
     like lttng-schedstats (by name, case-insensitive, then first appearance). ``total``: the
     same statistics over every latency.
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -51,21 +54,25 @@ class SchedResult:
     latencies: Table
     per_tid: Table
     total: dict[str, float]
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
 
 def sched_latencies(ts: TraceSet, begin: int | None = None, end: int | None = None,
                     tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-                    layout: KernelLayout | None = None) -> SchedResult:
+                    layout: KernelLayout | None = None, *, partial: bool = False) -> SchedResult:
     """Wakeup latencies of the trace set over [begin, end] (whole trace when None).
 
     ``tids`` keeps the latencies of those (woken) threads; ``cpus`` those whose switch-in
     happened on those CPUs.
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
-    return sched_from_columns(_read(ts, begin, end, layout, names=True), tids, cpus)
+    return sched_from_columns(_read(ts, begin, end, layout, names=True, partial=partial), tids, cpus)
 
 
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None, names: bool = False) -> KernelColumns:
+          period: int | None = None, names: bool = False, partial: bool = False) -> KernelColumns:
     """The columns sched needs; ``names``: also statedump and fork, for lttng-analyses'
     thread names (see :func:`_lttng_names`; without them, names come from sched_switch)."""
     layout = layout or detect_layout(ts)
@@ -76,15 +83,16 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     if names:
         wanted["lttng_statedump_process_state"] = ("tid", "pid", "name")
         wanted["sched_process_fork"] = ("child_tid", "child_comm", "parent_pid", "parent_comm")
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes")
+    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
 
 
 def sched_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
                   tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
-                  layout: KernelLayout | None = None) -> list[SchedResult]:
+                  layout: KernelLayout | None = None, *, partial: bool = False) -> list[SchedResult]:
     """:func:`sched_latencies` per window of ``period`` ns ([t, t + period), aligned on the
-    first event of the range; windows without events left out), from one pass."""
-    kc = _read(ts, begin, end, layout, period)
+    first event of the range; windows without events left out), from one pass
+    (``partial``: see :func:`sched_latencies`; every window's result then holds the fault)."""
+    kc = _read(ts, begin, end, layout, period, partial=partial)
     return [sched_from_columns(w, tids, cpus) for _, _, w in period_windows(kc)]
 
 
@@ -139,7 +147,7 @@ def sched_from_columns(kc: KernelColumns, tids: Collection[int] | None = None,
                        "tid": lat_tid, "comm": texts(sw["next_comm"][sw_row]), "prio": sw["next_prio"][sw_row],
                        "cpu": sw["cpu"][sw_row], "waker_tid": waker_all[w_row]})
     per_tid = _per_tid(latencies, _lttng_names(kc, sw_row, waker_all[w_row]))
-    return SchedResult(lo, hi, latencies, per_tid, _stats(lat))
+    return SchedResult(lo, hi, latencies, per_tid, _stats(lat), fault=kc.fault)
 
 
 def _comm_updates(kc: KernelColumns, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import (
@@ -55,6 +56,8 @@ class SyscallsResult:
     grouped by thread in ``per_tid`` order, then by count (most first, ties in order of first
     call). ``per_tid``: tid, pid, comm, count, sorted by count, most first (ties in order of
     first call). ``total``: number of calls.
+    ``fault``: with ``partial=True``, the :class:`~tracewatch.errors.DecodeError` that cut
+    the trace short (the result then covers the events read before it); None otherwise.
     """
 
     begin: int
@@ -64,6 +67,7 @@ class SyscallsResult:
     per_tid: Table
     total: int
     threads: ThreadTable
+    fault: DecodeError | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> int:
@@ -95,18 +99,21 @@ def return_key(ret: int) -> str:
 def syscall_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
                   tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
                   procnames: Collection[str] | None = None,
-                  layout: KernelLayout | None = None) -> SyscallsResult:
+                  layout: KernelLayout | None = None, *, partial: bool = False) -> SyscallsResult:
     """System call statistics of the trace set over [begin, end] (whole trace when None).
 
     ``tids``/``procnames`` keep those threads (by tid / by name), ``cpus`` the calls whose
     exit is on those CPUs (lttng-analyses' ``--tid``/``--procname``/``--cpu``).
+    ``partial``: on a corrupt or truncated trace, return the result over the events read
+    before the fault, with the error in ``fault``, instead of raising
+    :class:`~tracewatch.errors.DecodeError`.
     """
-    kc = _read(ts, begin, end, layout)
+    kc = _read(ts, begin, end, layout, partial=partial)
     return syscalls_from_columns(kc, [c.name for c in ts.classes], tids, cpus, procnames)
 
 
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None) -> KernelColumns:
+          period: int | None = None, partial: bool = False) -> KernelColumns:
     layout = layout or detect_layout(ts)
     layout.require("syscalls", ["sched_switch"])
     entries, exits = syscall_event_names({c.name for c in ts.classes}, layout)
@@ -116,16 +123,18 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
                                           "syscall_exit": ("ret",)}
     return read_columns(ts, layout, wanted, begin, end,
-                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period, text="codes")
+                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period, text="codes",
+                        partial=partial)
 
 
 def syscalls_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,
                      tids: Collection[int] | None = None, cpus: Collection[int] | None = None,
                      procnames: Collection[str] | None = None,
-                     layout: KernelLayout | None = None) -> list[SyscallsResult]:
+                     layout: KernelLayout | None = None, *, partial: bool = False) -> list[SyscallsResult]:
     """:func:`syscall_stats` per window of ``period`` ns ([t, t + period), aligned on the first
-    event of the range; windows without events left out), from one pass over the trace."""
-    kc = _read(ts, begin, end, layout, period)
+    event of the range; windows without events left out), from one pass over the trace
+    (``partial``: see :func:`syscall_stats`; every window's result then holds the fault)."""
+    kc = _read(ts, begin, end, layout, period, partial=partial)
     names = [c.name for c in ts.classes]
     return [syscalls_from_columns(w, names, tids, cpus, procnames) for _, _, w in period_windows(kc)]
 
@@ -240,7 +249,7 @@ def syscalls_from_columns(kc: KernelColumns, class_names: list[str],
     per_syscall = Table({"tid": utid[k_t], "pid": tpid[k_t], "comm": tcomm[k_t], "syscall": gname[k_n]
                          if gname.size else np.empty(0, object), **st, "errors": err,
                          "returns": returns}).take(k_order)
-    return SyscallsResult(lo, hi, calls, per_syscall, per_tid, int(dur.size), threads)
+    return SyscallsResult(lo, hi, calls, per_syscall, per_tid, int(dur.size), threads, fault=kc.fault)
 
 
 def _comm_at(threads: ThreadTable, tid: int, switched_in_as: str) -> str:

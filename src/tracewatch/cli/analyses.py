@@ -9,12 +9,17 @@ A progress bar goes to stderr while the trace is read, when stderr is a terminal
 window's tables in order, each with its time range, like lttng-analyses' ``--period``;
 ``--csv``: the windows' rows with ``period_begin``/``period_end`` columns first).
 
+On a corrupt or truncated trace the results over the events read before the fault (those
+``tracewatch dump`` prints) are printed as usual (``--mi``: still one LAMI document), then
+the fault is raised: one line on stderr, exit status 1 (see :func:`_reports_fault`).
+
 Imports :mod:`tracewatch.analyses`, :mod:`tracewatch.output` and click/rich; errors are
 :class:`~tracewatch.errors.TracewatchError` (one line, exit 1, see :mod:`.main`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -43,7 +48,7 @@ from ..analyses.sched import (
 )
 from ..analyses.syscalls import SyscallsResult, syscall_stats, syscalls_periods
 from ..ctf.trace import TraceSet
-from ..errors import TracewatchError
+from ..errors import DecodeError, TracewatchError
 from ..output import lami
 from .syncopt import apply_sync, sync_option
 from .timeparse import parse_duration_ns, parse_time_ns
@@ -163,6 +168,20 @@ def _run(paths: tuple[str, ...], fn: Callable[[TraceSet], Any]) -> Any:
         ts.close()
 
 
+def _reports_fault(f: F) -> F:
+    """A command that returns the fault of a partial read (or None) after printing its
+    results: the fault is then raised, for :func:`tracewatch.cli.main.main` to report like
+    any error (one line on stderr, exit status 1)."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        fault = f(*args, **kwargs)
+        if fault is not None:
+            sys.stdout.flush()  # the results before the error message
+            raise fault
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _rich_table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> RichTable:
     """A rich table with these columns: ``left`` ones left-justified, the others (numbers) right."""
     t = RichTable(title=title)
@@ -207,12 +226,23 @@ def _by_comm(t: Table, procnames: list[str] | None) -> Table:
 
 
 def _periodic(period: str | None, whole: Callable[[TraceSet], Any],
-              windows: Callable[[TraceSet, int], list[Any]]) -> Callable[[TraceSet], list[Any]]:
-    """The analysis to run: one result for the whole range, or one per window of --period."""
+              windows: Callable[[TraceSet, int], list[Any]]
+              ) -> Callable[[TraceSet], tuple[list[Any], DecodeError | None]]:
+    """The analysis to run: one result for the whole range, or one per window of --period
+    (both called with ``partial=True``); with the fault that cut the trace short, if any."""
     ns = parse_duration_ns(period)
-    if ns is None:
-        return lambda ts: [whole(ts)]
-    return lambda ts: windows(ts, ns)
+
+    def run(ts: TraceSet) -> tuple[list[Any], DecodeError | None]:
+        if ns is None:
+            r = whole(ts)
+            return [r], r.fault
+        try:
+            rs = windows(ts, ns)
+        except DecodeError as e:  # the fault came before any event: no window to show
+            return [], e
+        return rs, rs[0].fault if rs else None
+
+    return run
 
 
 def _csv_periods(results: list[Any], table: Callable[[Any], Table], periodic: bool) -> None:
@@ -235,30 +265,34 @@ def _csv_periods(results: list[Any], table: Callable[[Any], Table], periodic: bo
 
 @click.command("cputop")
 @_common()
+@_reports_fault
 def cputop_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
                procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-               metadata: bool, as_csv: bool, period: str | None) -> None:
+               metadata: bool, as_csv: bool, period: str | None) -> DecodeError | None:
     """CPU usage per thread, per CPU and in total (lttng-cputop)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("cputop"))
-        return
+        return None
     names = _strs(procnames)
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
-    results: list[CputopResult] = _run(paths, _periodic(
-        period, lambda ts: cputop(ts, b, e, t_, c_), lambda ts, p: cputop_periods(ts, p, b, e, t_, c_)))
+    results: list[CputopResult]
+    results, fault = _run(paths, _periodic(
+        period, lambda ts: cputop(ts, b, e, t_, c_, partial=True),
+        lambda ts, p: cputop_periods(ts, p, b, e, t_, c_, partial=True)))
     for r in results:
         r.per_tid = _by_comm(r.per_tid, names)
     n = 10 if top is None else top
     if mi:
         _emit_json(lami.document([t for r in results for t in lami.cputop_tables(r, n)]))
-        return
+        return fault
     if as_csv:
         _csv_periods(results, lambda r: _head(r.per_tid, top), period is not None)
-        return
+        return fault
     out = _console()
     for r in results:
         _print_cputop(out, r, n)
+    return fault
 
 
 def _print_cputop(out: Console, r: CputopResult, n: int) -> None:
@@ -291,23 +325,26 @@ def _print_cputop(out: Console, r: CputopResult, n: int) -> None:
               help="Number of buckets of --freq.")
 @click.option("--min", "min_us", type=float, help="Ignore latencies shorter than this (us).")
 @click.option("--max", "max_us", type=float, help="Ignore latencies longer than this (us).")
+@_reports_fault
 def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
               procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
               metadata: bool, as_csv: bool, period: str | None, show_log: bool,
               top_latencies: int | None, freq: bool, freq_resolution: int,
-              min_us: float | None, max_us: float | None) -> None:
+              min_us: float | None, max_us: float | None) -> DecodeError | None:
     """Scheduling latency (wakeup to switch-in) statistics per thread (lttng-schedstats),
     with the latency log, the longest latencies and their frequency distribution on request."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("sched"))
-        return
+        return None
     names = _strs(procnames)
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
     lo = None if min_us is None else int(min_us * 1000)
     hi = None if max_us is None else int(max_us * 1000)
-    results: list[SchedResult] = _run(paths, _periodic(
-        period, lambda ts: sched_latencies(ts, b, e, t_, c_), lambda ts, p: sched_periods(ts, p, b, e, t_, c_)))
+    results: list[SchedResult]
+    results, fault = _run(paths, _periodic(
+        period, lambda ts: sched_latencies(ts, b, e, t_, c_, partial=True),
+        lambda ts, p: sched_periods(ts, p, b, e, t_, c_, partial=True)))
     for r in results:
         r.per_tid = _by_comm(r.per_tid, names)
         r.latencies = filter_latencies(_by_comm(r.latencies, names), lo, hi)
@@ -322,10 +359,10 @@ def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: 
             if freq:
                 tables.append(lami.sched_freq_table(r, latency_histogram(r.latencies, freq_resolution, lo, hi)))
         _emit_json(lami.document(tables))
-        return
+        return fault
     if as_csv:
         _csv_periods(results, lambda r: _head(r.per_tid, top), period is not None)
-        return
+        return fault
     out = _console()
     for r in results:
         _print_sched(out, r, top)
@@ -335,6 +372,7 @@ def sched_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: 
             _print_latencies(out, f"Top {top_latencies} scheduling latencies", top_latencies_of(r, top_latencies))
         if freq:
             _print_freq(out, latency_histogram(r.latencies, freq_resolution, lo, hi))
+    return fault
 
 
 def top_latencies_of(r: SchedResult, n: int) -> Table:
@@ -379,9 +417,10 @@ def _print_sched(out: Console, r: SchedResult, top: int | None) -> None:
 
 @click.command("syscalls")
 @_common()
+@_reports_fault
 def syscalls_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
                  procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-                 metadata: bool, as_csv: bool, period: str | None) -> None:
+                 metadata: bool, as_csv: bool, period: str | None) -> DecodeError | None:
     """System call counts, durations and return values per thread (lttng-syscallstats).
 
     --top N keeps the N threads that made the most calls.
@@ -389,25 +428,27 @@ def syscalls_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tid
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("syscalls"))
-        return
+        return None
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
     names = _strs(procnames)
-    results: list[SyscallsResult] = _run(paths, _periodic(
-        period, lambda ts: syscall_stats(ts, b, e, t_, c_, names),
-        lambda ts, p: syscalls_periods(ts, p, b, e, t_, c_, names)))
+    results: list[SyscallsResult]
+    results, fault = _run(paths, _periodic(
+        period, lambda ts: syscall_stats(ts, b, e, t_, c_, names, partial=True),
+        lambda ts, p: syscalls_periods(ts, p, b, e, t_, c_, names, partial=True)))
     if mi:
         _emit_json(lami.document([t for r in results for t in lami.syscalls_tables(r, top)]))
-        return
+        return fault
 
     def rows_of(r: SyscallsResult) -> Table:
         return r.per_syscall.take(np.isin(r.per_syscall["tid"], _head(r.per_tid, top)["tid"]))
 
     if as_csv:
         _csv_periods(results, rows_of, period is not None)
-        return
+        return fault
     out = _console()
     for r in results:
         _print_syscalls(out, r, _head(r.per_tid, top), rows_of(r))
+    return fault
 
 
 def _print_syscalls(out: Console, r: SyscallsResult, per_tid: Table, rows: Table) -> None:
@@ -483,18 +524,22 @@ def _irq_table(r: IrqResult) -> Table:
 @click.option("--freq", is_flag=True, help="Also print each interrupt's duration frequency distribution (lttng-irqfreq).")
 @click.option("--freq-resolution", type=click.IntRange(1, 10_000), default=20, show_default=True,
               help="Number of buckets of --freq.")
+@_reports_fault
 def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tuple[str, ...],
             top: int | None, mi: bool, metadata: bool, as_csv: bool, period: str | None,
-            irqs: tuple[str, ...], softirqs: tuple[str, ...], freq: bool, freq_resolution: int) -> None:
+            irqs: tuple[str, ...], softirqs: tuple[str, ...], freq: bool,
+            freq_resolution: int) -> DecodeError | None:
     """Hard and soft interrupt counts, durations and softirq raise latencies (lttng-irqstats)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("irq"))
-        return
+        return None
     b, e, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(cpus, "--cpu")
     q, sq = _ints(irqs, "--irq"), _ints(softirqs, "--softirq")
-    results: list[IrqResult] = _run(paths, _periodic(
-        period, lambda ts: irq_stats(ts, b, e, c_, q, sq), lambda ts, p: irq_periods(ts, p, b, e, c_, q, sq)))
+    results: list[IrqResult]
+    results, fault = _run(paths, _periodic(
+        period, lambda ts: irq_stats(ts, b, e, c_, q, sq, partial=True),
+        lambda ts, p: irq_periods(ts, p, b, e, c_, q, sq, partial=True)))
     if top is not None:
         for r in results:
             r.hard = r.hard.take(np.argsort(-r.hard["count"], kind="stable")[:top])
@@ -506,16 +551,17 @@ def irq_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, cpus: tu
             if freq:
                 tables.extend(lami.irq_freq_table(r, *h) for h in irq_histograms(r, freq_resolution))
         _emit_json(lami.document(tables))
-        return
+        return fault
     if as_csv:
         _csv_periods(results, _irq_table, period is not None)
-        return
+        return fault
     out = _console()
     for r in results:
         _print_irq(out, r)
         if freq:
             for hard, nr, name, h in irq_histograms(r, freq_resolution):
                 _print_freq(out, h, f"{'IRQ' if hard else 'Softirq'} {nr} ({name}) duration frequency distribution (us)")
+    return fault
 
 
 def _print_irq(out: Console, r: IrqResult) -> None:
@@ -554,25 +600,26 @@ def _size(n: Any) -> str:
 
 @click.command("io")
 @_common(with_period=False)
+@_reports_fault
 def io_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
            procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-           metadata: bool, as_csv: bool) -> None:
+           metadata: bool, as_csv: bool) -> DecodeError | None:
     """I/O system call latency and bytes per process and fd, block request latency per disk
     (lttng-iolatencystats, lttng-iousagetop). --csv gives the per-process table."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("io"))
-        return
+        return None
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
     names = _strs(procnames)
-    r: IoResult = _run(paths, lambda ts: io_stats(ts, b, e, t_, c_, names))
+    r: IoResult = _run(paths, lambda ts: io_stats(ts, b, e, t_, c_, names, partial=True))
     n = 10 if top is None else top
     if mi:
         _emit_json(lami.document(lami.io_tables(r, n)))
-        return
+        return r.fault
     if as_csv:
         lami.table_to_csv(_head(r.per_process, top), sys.stdout)
-        return
+        return r.fault
     out = _console()
     _header(out, r.begin, r.end)
     t = _rich_table("Per-process I/O (system calls)",
@@ -620,30 +667,32 @@ def io_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tup
             d.add_row(str(x["disk"]), str(x["count"]), str(x["sectors"]), _us(x["min_ns"]), _us(x["avg_ns"]),
                       _us(x["max_ns"]), _us(x["stdev_ns"]))
         out.print(d)
+    return r.fault
 
 
 # ------------------------------------------------------------------ mem
 
 @click.command("mem")
 @_common(with_period=False)
+@_reports_fault
 def mem_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tuple[str, ...],
             procnames: tuple[str, ...], cpus: tuple[str, ...], top: int | None, mi: bool,
-            metadata: bool, as_csv: bool) -> None:
+            metadata: bool, as_csv: bool) -> DecodeError | None:
     """Pages allocated and freed per thread (lttng-memtop)."""
     _check_modes(paths, mi, metadata, as_csv)
     if metadata:
         _emit_json(lami.metadata("mem"))
-        return
+        return None
     b, e, t_, c_ = parse_time_ns(begin), parse_time_ns(end), _ints(tids, "--tid"), _ints(cpus, "--cpu")
     names = _strs(procnames)
-    r: MemResult = _run(paths, lambda ts: mem_stats(ts, b, e, t_, c_, names))
+    r: MemResult = _run(paths, lambda ts: mem_stats(ts, b, e, t_, c_, names, partial=True))
     n = 10 if top is None else top
     if mi:
         _emit_json(lami.document(lami.mem_tables(r, n)))
-        return
+        return r.fault
     if as_csv:
         lami.table_to_csv(_head(r.per_tid, top), sys.stdout)
-        return
+        return r.fault
     out = _console()
     _header(out, r.begin, r.end)
     t = _rich_table("Per-TID memory allocations and frees (pages)",
@@ -654,3 +703,4 @@ def mem_cmd(paths: tuple[str, ...], begin: str | None, end: str | None, tids: tu
                   str(x["freed"]))
     out.print(t)
     out.print(f"Total memory usage: {r.total_allocated} pages allocated, {r.total_freed} pages freed")
+    return r.fault

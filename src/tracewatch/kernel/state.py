@@ -28,6 +28,7 @@ from ..ctf.compile import is_char_array
 from ..ctf.trace import TraceSet
 from ..ctf.types import ArrayType, EnumType, FloatType, IntType, SequenceType, StringType
 from ..ctf.values import field_name
+from ..errors import DecodeError
 from .fast import dense_index, intern_strings, intern_texts, last_writer, texts
 from .layouts import KernelLayout
 
@@ -56,6 +57,11 @@ class KernelColumns:
     ``last_ts`` are the first and last timestamps of *any* event in [begin, end] (what
     lttng-analyses takes as the analysed time range), ``n_events`` their number (events of
     every class); None / 0 when there is none.
+
+    ``fault``: when read with ``partial=True`` and the trace is corrupt or truncated, the
+    :class:`~tracewatch.errors.DecodeError` that stopped the pass; the columns, range, count
+    and windows are then those of the events delivered before it (what ``tracewatch dump``
+    prints). None when the whole range was read.
     """
 
     layout: KernelLayout
@@ -68,6 +74,7 @@ class KernelColumns:
     windows: dict[int, list[int]] = field(default_factory=dict)
     period: int | None = None
     origin: int | None = None
+    fault: DecodeError | None = None
 
     def get(self, logical: str) -> dict[str, np.ndarray] | None:
         return self.events.get(logical)
@@ -88,7 +95,8 @@ def _empty_columns(fields: Sequence[str], codes: bool = False) -> dict[str, np.n
 def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
                  begin: int | None = None, end: int | None = None,
                  groups: Mapping[str, Sequence[str]] | None = None,
-                 period: int | None = None, text: str = "object") -> KernelColumns:
+                 period: int | None = None, text: str = "object",
+                 partial: bool = False) -> KernelColumns:
     """One pass over ``ts``: the columns of each wanted logical event the trace has.
 
     Events before ``begin`` are read too (the state at ``begin`` depends on them); reading
@@ -110,6 +118,13 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     ``text="codes"``: text fields as int32 codes of the process-wide string pool
     (:func:`tracewatch.kernel.fast.texts` gives the strings) instead of object arrays: no
     Python string is made per event.
+
+    A corrupt or truncated trace raises :class:`~tracewatch.errors.DecodeError`, unless
+    ``partial``: the columns of the events the time-ordered merge delivered before the fault
+    are then returned, with the error in :attr:`KernelColumns.fault` (the caller must report
+    it). Those are exactly the events ``tracewatch dump`` prints: when the selective pass
+    meets a fault, the events are read again decoding every class (the merge of the wanted
+    classes alone would deliver a different set of other streams' events before the fault).
     """
     codes = text == "codes"
     present = {ev: list(fs) for ev, fs in wanted.items() if layout.has(ev)}
@@ -132,10 +147,12 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
         lut[np.asarray(g, np.int64)] = True
     if ts.reports_times:
         read = sorted({ts.classes[g].name for ids in gids.values() for g in ids.tolist()})
-        kc = _read_skipping(ts, layout, present, actual, gids, luts, read, begin, end, period, codes)
+        kc = _read_skipping(ts, layout, present, actual, gids, luts, read, begin, end, period, codes,
+                            partial)
         if kc is not None:
             return kc
-    return _read(ts, layout, present, actual, gids, luts, None, begin, end, period, codes)
+    return _read(ts, layout, present, actual, gids, luts, None, begin, end, period, codes,
+                 partial=partial)
 
 
 class _Backwards(Exception):
@@ -179,12 +196,13 @@ class _Tally:
 def _read_skipping(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]],
                    actual: dict[str, str | None], gids: dict[str, np.ndarray], luts: dict[str, np.ndarray],
                    names: list[str], begin: int | None, end: int | None, period: int | None,
-                   codes: bool) -> KernelColumns | None:
+                   codes: bool, partial: bool = False) -> KernelColumns | None:
     """:func:`_read` decoding only the wanted classes (the others are stepped over, their
     times tallied for the range, count and windows); ``seq`` is then the position among the
     events read, which orders them as the position among all events does when no stream's
-    timestamps go backwards. None when some do (the caller reads everything): warnings are
-    held back until the pass is known good, so that none is given twice."""
+    timestamps go backwards. None when some do, or (``partial``) at a decoding fault, the
+    caller then reading everything: warnings are held back until the pass is known good,
+    so that none is given twice."""
     held: list[str] = []
     tally = _Tally(begin, end, period)
     saved = ts.on_warning
@@ -193,6 +211,10 @@ def _read_skipping(ts: TraceSet, layout: KernelLayout, present: dict[str, list[s
         kc = _read(ts, layout, present, actual, gids, luts, tally, begin, end, period, codes, names)
     except _Backwards:
         return None
+    except DecodeError:
+        if partial:
+            return None
+        raise
     finally:
         ts.on_warning = saved
     tally.fill(kc)
@@ -205,11 +227,12 @@ def _read_skipping(ts: TraceSet, layout: KernelLayout, present: dict[str, list[s
 def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], actual: dict[str, str | None],
           gids: dict[str, np.ndarray], luts: dict[str, np.ndarray], tally: _Tally | None,
           begin: int | None, end: int | None, period: int | None, codes: bool,
-          names: list[str] | None = None) -> KernelColumns:
+          names: list[str] | None = None, partial: bool = False) -> KernelColumns:
     """The pass of :func:`read_columns`: every event (``tally`` None), or only the classes
-    ``names``, the times of all events going to ``tally``."""
+    ``names``, the times of all events going to ``tally``. ``partial``: a DecodeError ends
+    the pass, recorded in ``fault``, instead of propagating."""
     parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
-    kc = KernelColumns(layout)
+    kc = KernelColumns(layout, period=period)
     seq0 = 0
     source = ts.batches(end=end) if tally is None else ts.batches(names=names, end=end, on_times=tally.add)
     try:
@@ -226,6 +249,10 @@ def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], act
                         _add_windows(kc, b.ts[k:], period)
             _gather(ts, b, layout, present, actual, gids, luts, parts, seq0, codes)
             seq0 += n
+    except DecodeError as e:
+        if not partial:
+            raise
+        kc.fault = e
     finally:
         close = getattr(source, "close", None)
         if close is not None:
@@ -289,9 +316,15 @@ def period_windows(kc: KernelColumns) -> Iterator[tuple[int, int, KernelColumns]
     """For each window with events (read with ``period``), in time order: its start, its
     end (exclusive) and the columns as :func:`read_columns` would have given them with
     ``begin``/``end`` the window's bounds (events after the window cut off, range = first
-    and last event in the window)."""
-    if kc.period is None or kc.origin is None:
+    and last event in the window); each holds ``kc.fault``. None when no event is in the
+    range; but when no event was read before a fault, that fault is raised (no window
+    could hold it)."""
+    if kc.period is None:
         raise ValueError("columns were not read with a period")
+    if kc.origin is None:
+        if kc.fault is not None:
+            raise kc.fault
+        return
     for w in sorted(kc.windows):
         first, last, count = kc.windows[w]
         start = kc.origin + w * kc.period
@@ -300,7 +333,7 @@ def period_windows(kc: KernelColumns) -> Iterator[tuple[int, int, KernelColumns]
         for ev, cols in kc.events.items():
             k = int(np.searchsorted(cols["timestamp"], stop - 1, side="right"))
             cut[ev] = cols if k == cols["timestamp"].size else {f: v[:k] for f, v in cols.items()}
-        yield start, stop, KernelColumns(kc.layout, cut, first, last, count)
+        yield start, stop, KernelColumns(kc.layout, cut, first, last, count, fault=kc.fault)
 
 
 def _slow_values(b: EventBatch, idx: np.ndarray, fname: str, codes: bool,
