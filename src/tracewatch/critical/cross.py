@@ -120,14 +120,15 @@ class SystemGraph:
 
 
 def _guest_time_map(vm: VirtualMachine, states: VmStates) -> TimeMap:
-    def tmap(ev: str, t: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+    def tmap(ev: str, t: np.ndarray, cpu: np.ndarray, nth: np.ndarray) -> np.ndarray:
         out = vm.transform.apply_array(t)
         if ev == "sched_switch":
             for c in np.unique(cpu).tolist():
                 tl = states.timelines.get((vm.name, int(c)))
                 on = cpu == c
-                if tl is not None and tl.t.size == int(on.sum()):
-                    out[on] = tl.t  # the vCPU timeline's (snapped) host times
+                k = nth[on]
+                if tl is not None and int(k.max()) < tl.t.size:
+                    out[on] = tl.t[k]  # the vCPU timeline's (snapped) host times
         return out
     return tmap
 
@@ -161,7 +162,7 @@ def build_system_graph(ts: TraceSet, pairs: Mapping[str, int] | None = None,
 
 
 def _apply(tr: ClockTransform) -> TimeMap:
-    def tmap(ev: str, t: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+    def tmap(ev: str, t: np.ndarray, cpu: np.ndarray, nth: np.ndarray) -> np.ndarray:
         return tr.apply_array(t)
     return tmap
 

@@ -23,10 +23,11 @@ chain ends at the task's last switch-out). Interrupt context per CPU comes from
 The idle task (TID 0) has no chain. Chains of tasks still alive are closed at the last event
 of the trace (a wait still open there is ``UNKNOWN``).
 
-The columns are read with :func:`tracewatch.kernel.read_columns` (one pass), reduced to
-integer columns (TIDs, interrupt labels) with NumPy, merged in trace order and run through a
-JIT-compiled state machine (:mod:`._loop`); the edges end up in NumPy arrays sorted by
-(task, start). Each graph also keeps every ``sched_switch`` (:meth:`ExecutionGraph.on_cpu`).
+The trace is read batch by batch (:func:`tracewatch.kernel.iter_columns`, one pass, only
+the classes used decoded); each batch's columns are reduced to integer columns (task ids,
+interrupt labels, interned comms) with NumPy, put in trace order and run through a
+JIT-compiled state machine that keeps its state between batches (:mod:`._loop`): the events
+are not kept, only the edges, which end up in NumPy arrays sorted by (task, start). Each graph also keeps every ``sched_switch`` (:meth:`ExecutionGraph.on_cpu`).
 ``time_map`` puts the events on another clock (a guest's on its host's, :mod:`.cross`).
 Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel`; never the CLI or outputs.
 """
@@ -43,8 +44,8 @@ import numpy as np
 from ..ctf.trace import TraceSet
 from ..errors import TracewatchError
 from ..kernel.fast import intern_strings, texts
-from ..kernel.layouts import detect_layout
-from ..kernel.state import read_columns
+from ..kernel.layouts import KernelLayout, detect_layout
+from ..kernel.state import ColumnsRestart, iter_columns
 from . import _loop as _lp
 
 __all__ = ["EdgeType", "ExecutionGraph", "build_graph", "GraphError", "SOFTIRQ_LABELS"]
@@ -172,7 +173,16 @@ class ExecutionGraph:
         return int(self.edge_start[lo]), int(self.edge_end[hi - 1])
 
 
-TimeMap = Callable[[str, np.ndarray, np.ndarray], np.ndarray]
+TimeMap = Callable[[str, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+# logical events of the loop, in the order their columns are stacked, with their loop kind
+_KINDS: tuple[tuple[str, int], ...] = (
+    ("sched_switch", _lp.SWITCH), ("sched_waking", _lp.WAKE), ("sched_wakeup", _lp.WAKE),
+    ("sched_wakeup_new", _lp.WAKE), ("sched_process_fork", _lp.FORK),
+    ("sched_process_exit", _lp.EXIT), ("irq_entry", _lp.CTX_IN), ("irq_exit", _lp.CTX_OUT),
+    ("softirq_entry", _lp.CTX_IN), ("softirq_exit", _lp.CTX_OUT),
+    ("hrtimer_entry", _lp.CTX_IN), ("hrtimer_exit", _lp.CTX_OUT),
+    ("vec_entry", _lp.CTX_IN), ("vec_exit", _lp.CTX_OUT))
 
 
 def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
@@ -180,12 +190,15 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
     """The execution graph of the trace set ``ts`` (one machine), from its first event (state
     before ``begin`` matters) up to ``end`` (None: the end of the trace).
 
-    ``time_map(event, timestamps, cpus)`` returns the times to use for the events of one
-    logical event (``sched_switch``, ``sched_waking``, ``irq_entry``...), e.g. a guest's
-    events put on its host's clock; ``end`` is on the trace's own clock.
+    ``time_map(event, timestamps, cpus, nth)`` returns the times to use for some events of
+    one logical event (``sched_switch``, ``sched_waking``, ``irq_entry``...; ``nth``: the
+    ordinal of each among the events of that logical event on its CPU, from 0), e.g. a
+    guest's events put on its host's clock; ``end`` is on the trace's own clock. It is called
+    chunk by chunk in trace order (and for the first and last times with event ``""``).
 
-    Raises :class:`~tracewatch.kernel.MissingEventsError` without ``sched_switch`` (without
-    wakeup events every wait is ``UNKNOWN``)."""
+    The trace is read chunk by chunk (:func:`tracewatch.kernel.iter_columns`): only the
+    edges are kept, not the events. Raises :class:`~tracewatch.kernel.MissingEventsError`
+    without ``sched_switch`` (without wakeup events every wait is ``UNKNOWN``)."""
     layout = detect_layout(ts)
     layout.require("critical path", ["sched_switch"])
     wake_events = [e for e in ("sched_waking", "sched_wakeup_new") if layout.has(e)]
@@ -207,153 +220,177 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
     gwanted = {"irq_entry": ("irq",), "softirq_entry": ("vec",)}
     for g in groups:
         wanted[g] = gwanted.get(g, ())
-    kc = read_columns(ts, layout, wanted, end=end, groups=groups, text="codes")
-    if kc.first_ts is None or kc.last_ts is None:
+    kinds = [(ev, kd) for ev, kd in _KINDS if ev in wanted]
+    try:
+        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, skip=True)
+    except ColumnsRestart:  # a stream goes backwards: read every event instead
+        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, skip=False)
+
+
+def _build(ts: TraceSet, layout: KernelLayout, wanted: dict[str, tuple[str, ...]],
+           groups: dict[str, list[str]], kinds: list[tuple[str, int]], begin: int | None,
+           end: int | None, time_map: TimeMap | None, skip: bool) -> ExecutionGraph:
+    stream = iter_columns(ts, layout, wanted, end=end, groups=groups, text="codes", skip=skip)
+    ids = _TaskIds()
+    loop = _lp.GraphLoop(ids.zero, int(intern_strings([""])[0]))
+    nth: dict[str, np.ndarray] = {}
+    switches: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    vec_label: dict[int, EdgeType] = {}
+    for part in stream:
+        cols: list[tuple[int, dict[str, np.ndarray]]] = []
+        for ev, kd in kinds:
+            c = part.events.get(ev)
+            if c is None or c["seq"].size == 0:
+                continue
+            if time_map is not None:
+                k, nth[ev] = _ordinals(nth.get(ev, np.zeros(0, np.int64)), c["cpu"])
+                c = {**c, "timestamp": np.asarray(time_map(ev, c["timestamp"], c["cpu"], k),
+                                                  np.int64)}
+            if ev == "sched_switch":
+                switches.append((c["timestamp"], c["cpu"], c["next_tid"]))
+            if ev == "vec_entry":
+                vec_label.update(_vector_labels(ts, c))
+            cols.append((kd, _reduce(ev, kd, c, ids, vec_label)))
+        if cols:
+            _feed(loop, cols)
+    if stream.first_ts is None or stream.last_ts is None:
         raise GraphError("the trace has no event")
-    first_ts, last_ts = kc.first_ts, kc.last_ts
-    cols = kc.events
+    first_ts, last_ts = stream.first_ts, stream.last_ts
     if time_map is not None:
-        for ev, c in cols.items():
-            c["timestamp"] = np.asarray(time_map(ev, c["timestamp"], c["cpu"]), np.int64)
         one = np.array([first_ts, last_ts], np.int64)
-        first_ts, last_ts = (int(x) for x in time_map("", one, np.full(2, -1, np.int64)))
+        first_ts, last_ts = (int(x) for x in time_map("", one, np.full(2, -1, np.int64),
+                                                       np.arange(2, dtype=np.int64)))
     if begin is not None:
         first_ts = min(first_ts, begin)
-
-    # every event of interest as integer columns, merged in trace order
-    parts: list[tuple[str, int, dict[str, np.ndarray]]] = []
-    for ev, kd in (("sched_switch", _lp.SWITCH), *((e, _lp.WAKE) for e in wake_events),
-                     ("sched_process_fork", _lp.FORK), ("sched_process_exit", _lp.EXIT),
-                     ("irq_entry", _lp.CTX_IN), ("irq_exit", _lp.CTX_OUT),
-                     ("softirq_entry", _lp.CTX_IN), ("softirq_exit", _lp.CTX_OUT),
-                     ("hrtimer_entry", _lp.CTX_IN), ("hrtimer_exit", _lp.CTX_OUT),
-                     ("vec_entry", _lp.CTX_IN), ("vec_exit", _lp.CTX_OUT)):
-        got = cols.get(ev)
-        if got is not None and got["seq"].size:
-            parts.append((ev, kd, got))
-    graph = _run_loop(ts, parts, first_ts, last_ts)
-    sw = cols.get("sched_switch")
-    if sw is not None and sw["seq"].size:
-        order = np.argsort(sw["seq"], kind="stable")
-        graph.switch_t = sw["timestamp"][order].astype(np.int64)
-        graph.switch_cpu = sw["cpu"][order].astype(np.int64)
-        graph.switch_tid = sw["next_tid"][order].astype(np.int64)
+    res = loop.finish(last_ts)
+    codes = res.key_comm
+    known = codes >= 0
+    comms = np.full(codes.size, "", object)
+    comms[known] = texts(codes[known].astype(np.int32))
+    hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
+    task, start, end_, typ, waker, cpu = res.edges
+    graph = ExecutionGraph(
+        hostname=",".join(hosts), task_tid=ids.tids(res.key_tid),
+        task_comm=[str(x) for x in comms.tolist()], task_creator=res.key_creator,
+        edge_task=task, edge_start=start, edge_end=end_, edge_type=typ, edge_waker=waker,
+        edge_cpu=cpu, offsets=res.offsets, first_ts=first_ts, last_ts=last_ts)
+    if switches:
+        graph.switch_t, graph.switch_cpu, graph.switch_tid = (
+            np.concatenate([s[i] for s in switches]).astype(np.int64) for i in range(3))
     return graph
 
 
-_TID_FIELDS = {"sched_switch": ("prev_tid", "next_tid"), "sched_process_fork":
-               ("parent_tid", "child_tid"), "sched_process_exit": ("tid",)}
+class _TaskIds:
+    """TIDs -> the loop's task ids (small, non-negative: they index its tables): ``tid + 1``
+    for -1 <= tid < 2**23 (kernel TIDs; -1: a field the tracer did not record), others
+    numbered from 2**23 + 1 in order of appearance."""
+
+    LIMIT = 1 << 23
+    zero = 1
+
+    def __init__(self) -> None:
+        self.extra: dict[int, int] = {}
+
+    def ids(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.int64)
+        if x.size == 0 or (int(x.min()) >= -1 and int(x.max()) < self.LIMIT):
+            return (x + 1).astype(np.int32)
+        out = x + 1
+        odd = (x < -1) | (x >= self.LIMIT)
+        u, inv = np.unique(x[odd], return_inverse=True)
+        for v in u.tolist():
+            self.extra.setdefault(v, self.LIMIT + 1 + len(self.extra))
+        out[odd] = np.array([self.extra[v] for v in u.tolist()], np.int64)[inv]
+        return out.astype(np.int32)
+
+    def tids(self, ids: np.ndarray) -> np.ndarray:
+        out = np.asarray(ids, np.int64) - 1
+        big = ids > self.LIMIT
+        if big.any():
+            back = {i: t for t, i in self.extra.items()}
+            out[big] = [back[int(i)] for i in ids[big].tolist()]
+        return out
 
 
-def _i64(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, np.int64)
+def _ordinals(counter: np.ndarray, cpu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ordinal of each event among those of its CPU so far, updated per-CPU counter)."""
+    cpu = np.asarray(cpu, np.int64)
+    ncpu = max(int(cpu.max()) + 1, counter.size)
+    counter = np.concatenate([counter, np.zeros(ncpu - counter.size, np.int64)])
+    order = np.argsort(cpu, kind="stable")
+    sc = cpu[order]
+    first = np.flatnonzero(np.concatenate([[True], sc[1:] != sc[:-1]]))
+    lengths = np.diff(np.append(first, sc.size))
+    rank = np.arange(sc.size) - np.repeat(first, lengths)
+    out = np.empty(cpu.size, np.int64)
+    out[order] = counter[sc] + rank
+    return out, counter + np.bincount(cpu, minlength=ncpu)
+
+
+def _reduce(ev: str, kd: int, c: dict[str, np.ndarray], ids: _TaskIds,
+            vec_label: dict[int, EdgeType]) -> dict[str, np.ndarray]:
+    """The loop's integer columns (a, b, c, ca, cc: see :mod:`._loop`) of one logical
+    event's columns."""
+    n = c["seq"].size
+    out: dict[str, np.ndarray] = {}
+    if ev == "sched_switch":
+        out = {"a": ids.ids(c["prev_tid"]), "c": ids.ids(c["next_tid"]),
+               "b": (np.asarray(c["prev_state"], np.int64) & 3).astype(np.int8),
+               "ca": c["prev_comm"], "cc": c["next_comm"]}
+    elif kd == _lp.WAKE:
+        out = {"a": ids.ids(c["tid"]), "ca": c["comm"]}
+    elif ev == "sched_process_exit":
+        out = {"a": ids.ids(c["tid"])}
+    elif ev == "sched_process_fork":
+        out = {"a": ids.ids(c["parent_tid"]), "c": ids.ids(c["child_tid"]),
+               "ca": c["child_comm"]}
+    elif ev == "irq_entry":
+        out = {"a": np.where(c["irq"] != 0, int(EdgeType.INTERRUPTED), int(EdgeType.TIMER))}
+    elif ev == "softirq_entry":
+        lut = np.full(max(int(c["vec"].max()) + 1, 16), int(EdgeType.UNKNOWN), np.int32)
+        for v, lab in SOFTIRQ_LABELS.items():
+            lut[v] = int(lab)
+        out = {"a": lut[np.clip(c["vec"].astype(np.int64), 0, lut.size - 1)]}
+    elif ev == "hrtimer_entry":
+        out = {"a": np.full(n, int(EdgeType.TIMER), np.int32)}
+    elif ev == "vec_entry":
+        lut = np.full(int(c["gid"].max()) + 1, int(EdgeType.INTERRUPTED), np.int32)
+        for g, lab in vec_label.items():
+            if g < lut.size:
+                lut[g] = int(lab)
+        out = {"a": lut[c["gid"]]}
+    out["seq"], out["t"], out["cpu"] = c["seq"], c["timestamp"], c["cpu"]
+    return out
+
+
+_LOOP_DTYPES = {"seq": np.int64, "t": np.int64, "cpu": np.int32, "a": np.int32, "b": np.int8,
+                "c": np.int32, "ca": np.int32, "cc": np.int32}
+
+
+def _feed(loop: _lp.GraphLoop, cols: list[tuple[int, dict[str, np.ndarray]]]) -> None:
+    """Stack the reduced columns of one chunk's logical events in trace order; run them."""
+    stacked: dict[str, np.ndarray] = {}
+    for name, dt in _LOOP_DTYPES.items():
+        stacked[name] = np.concatenate(
+            [c[name] if name in c else np.zeros(c["seq"].size, dt) for _, c in cols],
+            dtype=dt, casting="unsafe")
+    kind = np.concatenate([np.full(c["seq"].size, kd, np.int8) for kd, c in cols])
+    seq = stacked.pop("seq")
+    if len(cols) > 1:
+        order = _merge_order(seq)
+        kind = kind[order]
+        stacked = {k: v[order] for k, v in stacked.items()}
+    loop.feed(kind, stacked["t"], stacked["cpu"], stacked["a"], stacked["b"], stacked["c"],
+              stacked["ca"], stacked["cc"])
 
 
 def _merge_order(seq: np.ndarray) -> np.ndarray:
     """The order of distinct positions ``seq`` (a scatter when they are dense)."""
     if seq.size == 0:
         return np.zeros(0, np.int64)
-    if int(seq.min()) >= 0 and int(seq.max()) < 4 * seq.size + 1024:
+    if int(seq.max()) - int(seq.min()) < 4 * seq.size + 1024:
         return _lp.merge_order(seq)
     return np.argsort(seq, kind="stable")
-
-
-def _run_loop(ts: TraceSet, parts: list[tuple[str, int, dict[str, np.ndarray]]],
-              first_ts: int, last_ts: int) -> ExecutionGraph:
-    """Reduce ``parts`` (logical event, loop kind, columns; text as interned codes) to
-    integer columns, run the JIT-compiled loop, and turn its result into an
-    :class:`ExecutionGraph`."""
-    if not parts:
-        return _graph(ts, first_ts, last_ts, [], np.zeros(0, np.int64), np.zeros(0, np.int64),
-                      np.zeros(1, np.int64), [np.zeros(0, np.int64)] * 6)
-    # TIDs index the loop's tables: as they are when small and non-negative, else compacted
-    tid_cols = []
-    for ev, k0, c in parts:
-        fields = _TID_FIELDS.get(ev, ("tid",) if k0 == _lp.WAKE else ())
-        tid_cols += [c[f] for f in fields]
-    lo = min((int(x.min()) for x in tid_cols if x.size), default=0)
-    hi = max((int(x.max()) for x in tid_cols if x.size), default=0)
-    uniq: np.ndarray | None = None
-    if lo >= 0 and hi < 1 << 23:
-        n_tids, zero = hi + 1, 0
-        n_distinct = n_tids
-    else:
-        uniq = np.unique(np.concatenate([_i64(x) for x in tid_cols]))
-        n_tids = max(int(uniq.size), 1)
-        zero = int(np.searchsorted(uniq, 0)) if 0 in uniq else -1
-        n_distinct = int(uniq.size)
-
-    def cid(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, np.int32) if uniq is None else \
-            np.searchsorted(uniq, _i64(x)).astype(np.int32)
-
-    # narrow dtypes: these columns are concatenated over millions of events
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in
-                                         ("seq", "kind", "t", "cpu", "a", "b", "c", "ca", "cc")}
-    vec_label = _vector_labels(ts, next((c for ev, _, c in parts if ev == "vec_entry"), None))
-    n_of = dict.fromkeys((_lp.SWITCH, _lp.WAKE, _lp.FORK, _lp.EXIT), 0)
-    for ev, kd, c in parts:
-        n = c["seq"].size
-        zeros = np.zeros(n, np.int32)
-        aa, cc, comm_a, comm_c = zeros, zeros, zeros, zeros
-        bb = np.zeros(n, np.int8)
-        if ev == "sched_switch":
-            aa, cc = cid(c["prev_tid"]), cid(c["next_tid"])
-            bb = (_i64(c["prev_state"]) & 3).astype(np.int8)
-            comm_a, comm_c = c["prev_comm"], c["next_comm"]
-        elif kd == _lp.WAKE:
-            aa, comm_a = cid(c["tid"]), c["comm"]
-        elif ev == "sched_process_exit":
-            aa = cid(c["tid"])
-        elif ev == "sched_process_fork":
-            aa, cc, comm_a = cid(c["parent_tid"]), cid(c["child_tid"]), c["child_comm"]
-        elif ev == "irq_entry":
-            aa = np.where(c["irq"] != 0, int(EdgeType.INTERRUPTED), int(EdgeType.TIMER))
-        elif ev == "softirq_entry":
-            lut = np.full(max(int(c["vec"].max()) + 1, 16), int(EdgeType.UNKNOWN), np.int32)
-            for v, lab in SOFTIRQ_LABELS.items():
-                lut[v] = int(lab)
-            aa = lut[np.clip(c["vec"].astype(np.int64), 0, lut.size - 1)]
-        elif ev == "hrtimer_entry":
-            aa = np.full(n, int(EdgeType.TIMER), np.int32)
-        elif ev == "vec_entry":
-            aa = np.array([int(vec_label.get(g, EdgeType.INTERRUPTED))
-                           for g in c["gid"].tolist()], np.int32)
-        if kd in n_of:
-            n_of[kd] += n
-        for name, arr in (("seq", c["seq"]), ("kind", np.full(n, kd, np.int8)),
-                          ("t", c["timestamp"]), ("cpu", c["cpu"]), ("a", aa), ("b", bb),
-                          ("c", cc), ("ca", comm_a), ("cc", comm_c)):
-            cols[name].append(arr)
-    dtypes = {"seq": np.int64, "kind": np.int8, "t": np.int64, "cpu": np.int32, "a": np.int32,
-              "b": np.int8, "c": np.int32, "ca": np.int32, "cc": np.int32}
-    col = {k: np.concatenate(v, dtype=dtypes[k], casting="unsafe") for k, v in cols.items()}
-    n_new = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + n_of[_lp.FORK]
-    max_keys = min(n_new, n_distinct + n_of[_lp.EXIT] + 1) + 1
-    max_edges = 2 * n_of[_lp.SWITCH] + n_of[_lp.WAKE] + max_keys + 1
-    n_cpus = int(col["cpu"].max()) + 1 if col["cpu"].size else 1
-    empty = int(intern_strings([""])[0])
-    out = _lp.build_loop(_merge_order(col["seq"]), col["kind"], col["t"], col["cpu"], col["a"],
-                         col["b"], col["c"], col["ca"], col["cc"], empty, n_tids, zero, n_cpus,
-                         max_keys, max_edges, last_ts)
-    k_tid = out[1] if uniq is None else uniq[out[1]]
-    codes = out[3]
-    known = codes >= 0
-    comms = np.full(codes.size, "", object)
-    comms[known] = texts(codes[known].astype(np.int32))
-    return _graph(ts, first_ts, last_ts, [str(x) for x in comms.tolist()], k_tid, out[2],
-                  out[4], list(out[5:]))
-
-
-def _graph(ts: TraceSet, first_ts: int, last_ts: int, comms: list[str], k_tid: np.ndarray,
-           creator: np.ndarray, offsets: np.ndarray, edges: list[np.ndarray]) -> ExecutionGraph:
-    task, start, end, typ, waker, cpu = edges
-    hosts = sorted({tr.hostname for tr in ts.traces if tr.hostname})
-    return ExecutionGraph(
-        hostname=",".join(hosts), task_tid=k_tid.astype(np.int64, copy=False), task_comm=comms,
-        task_creator=creator.astype(np.int64, copy=False), edge_task=task, edge_start=start,
-        edge_end=end, edge_type=typ.astype(np.int8, copy=False), edge_waker=waker,
-        edge_cpu=cpu, offsets=offsets, first_ts=first_ts, last_ts=last_ts)
 
 
 def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int, EdgeType]:

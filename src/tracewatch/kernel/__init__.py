@@ -8,7 +8,18 @@ helpers (interned task names, dense thread ids: :mod:`.fast`). It imports
 """
 
 from .layouts import KernelLayout, MissingEventsError, detect_layout
-from .state import KernelColumns, Thread, ThreadTable, current_tasks, read_columns, thread_table
+from .state import (
+    ColumnsRestart,
+    ColumnStream,
+    KernelColumns,
+    Thread,
+    ThreadTable,
+    current_tasks,
+    iter_columns,
+    read_columns,
+    thread_table,
+)
 
 __all__ = ["KernelLayout", "MissingEventsError", "detect_layout", "KernelColumns", "Thread",
-           "ThreadTable", "current_tasks", "read_columns", "thread_table"]
+           "ThreadTable", "current_tasks", "read_columns", "iter_columns", "ColumnStream",
+           "ColumnsRestart", "thread_table"]

@@ -127,6 +127,24 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     classes alone would deliver a different set of other streams' events before the fault).
     """
     codes = text == "codes"
+    present, actual, gids, luts, read = _plan(ts, layout, wanted, groups)
+    if ts.reports_times:
+        kc = _read_skipping(ts, layout, present, actual, gids, luts, read, begin, end, period, codes,
+                            partial)
+        if kc is not None:
+            return kc
+    return _read(ts, layout, present, actual, gids, luts, None, begin, end, period, codes,
+                 partial=partial)
+
+
+_Plan = tuple[dict[str, list[str]], dict[str, "str | None"], dict[str, np.ndarray],
+              dict[str, np.ndarray], list[str]]
+
+
+def _plan(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
+          groups: Mapping[str, Sequence[str]] | None) -> _Plan:
+    """(fields per logical event the trace has, its actual event name or None for a group,
+    its class ids, a lookup table of them, the names of the classes to decode)."""
     present = {ev: list(fs) for ev, fs in wanted.items() if layout.has(ev)}
     by_name: dict[str, list[int]] = {}
     for c in ts.classes:
@@ -145,14 +163,8 @@ def read_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequen
     for ev, g in gids.items():
         lut = luts[ev] = np.zeros(max(len(ts.classes), 1), bool)
         lut[np.asarray(g, np.int64)] = True
-    if ts.reports_times:
-        read = sorted({ts.classes[g].name for ids in gids.values() for g in ids.tolist()})
-        kc = _read_skipping(ts, layout, present, actual, gids, luts, read, begin, end, period, codes,
-                            partial)
-        if kc is not None:
-            return kc
-    return _read(ts, layout, present, actual, gids, luts, None, begin, end, period, codes,
-                 partial=partial)
+    read = sorted({ts.classes[g].name for ids in gids.values() for g in ids.tolist()})
+    return present, actual, gids, luts, read
 
 
 class _Backwards(Exception):
@@ -233,6 +245,35 @@ def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], act
     the pass, recorded in ``fault``, instead of propagating."""
     parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
     kc = KernelColumns(layout, period=period)
+    try:
+        for got in _pass(ts, layout, present, actual, gids, luts, tally, begin, end, period,
+                         codes, names, kc):
+            for ev, cols in got.items():
+                parts[ev].append(cols)
+    except DecodeError as e:
+        if not partial:
+            raise
+        kc.fault = e
+    for ev, fs in present.items():
+        ps = parts[ev]
+        if not ps:
+            kc.events[ev] = _empty_columns(fs, codes)
+            if actual[ev] is None:
+                kc.events[ev]["gid"] = np.zeros(0, np.int32)
+        elif len(ps) == 1:
+            kc.events[ev] = ps[0]
+        else:
+            kc.events[ev] = {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
+    return kc
+
+
+def _pass(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]],
+          actual: dict[str, str | None], gids: dict[str, np.ndarray], luts: dict[str, np.ndarray],
+          tally: _Tally | None, begin: int | None, end: int | None, period: int | None,
+          codes: bool, names: list[str] | None, kc: KernelColumns
+          ) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Batch by batch, the columns of the wanted events it holds (``seq``: position in the
+    pass); without ``tally``, the range, count and windows go to ``kc`` as batches come."""
     seq0 = 0
     source = ts.batches(end=end) if tally is None else ts.batches(names=names, end=end, on_times=tally.add)
     try:
@@ -247,27 +288,77 @@ def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], act
                     kc.n_events += n - k
                     if period is not None:
                         _add_windows(kc, b.ts[k:], period)
+            parts: dict[str, list[dict[str, np.ndarray]]] = {ev: [] for ev in present}
             _gather(ts, b, layout, present, actual, gids, luts, parts, seq0, codes)
             seq0 += n
-    except DecodeError as e:
-        if not partial:
-            raise
-        kc.fault = e
+            yield {ev: ps[0] for ev, ps in parts.items() if ps}
     finally:
         close = getattr(source, "close", None)
         if close is not None:
             close()
-    for ev, fs in present.items():
-        ps = parts[ev]
-        if not ps:
-            kc.events[ev] = _empty_columns(fs, codes)
-            if actual[ev] is None:
-                kc.events[ev]["gid"] = np.zeros(0, np.int32)
-        elif len(ps) == 1:
-            kc.events[ev] = ps[0]
+
+
+class ColumnsRestart(Exception):
+    """:func:`iter_columns` decoding only the wanted classes met a stream whose timestamps
+    go backwards: the subset's order is not the trace's. Start over with ``skip=False``."""
+
+
+class ColumnStream:
+    """The columns of :func:`iter_columns`, one :class:`KernelColumns` per batch read (only
+    the logical events the batch holds; ``seq`` counts from the start of the pass). Once
+    iterated to the end, ``first_ts``, ``last_ts`` and ``n_events`` are those of every event
+    in [begin, end], as :func:`read_columns` gives them."""
+
+    def __init__(self, ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
+                 begin: int | None, end: int | None, groups: Mapping[str, Sequence[str]] | None,
+                 codes: bool, skip: bool) -> None:
+        self._ts, self._layout, self._codes = ts, layout, codes
+        self._begin, self._end = begin, end
+        self._plan = _plan(ts, layout, wanted, groups)
+        self._skip = skip and ts.reports_times
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.n_events = 0
+
+    def __iter__(self) -> Iterator[KernelColumns]:
+        ts, layout = self._ts, self._layout
+        present, actual, gids, luts, names = self._plan
+        kc = KernelColumns(layout)
+        if not self._skip:
+            for got in _pass(ts, layout, present, actual, gids, luts, None, self._begin,
+                             self._end, None, self._codes, None, kc):
+                yield KernelColumns(layout, got)
         else:
-            kc.events[ev] = {k: np.concatenate([p[k] for p in ps]) for k in ps[0]}
-    return kc
+            held: list[str] = []
+            tally = _Tally(self._begin, self._end, None)
+            saved = ts.on_warning
+            ts.on_warning = held.append
+            try:
+                for got in _pass(ts, layout, present, actual, gids, luts, tally, self._begin,
+                                 self._end, None, self._codes, names, kc):
+                    yield KernelColumns(layout, got)
+            except _Backwards:
+                raise ColumnsRestart("a stream's timestamps go backwards") from None
+            finally:
+                ts.on_warning = saved
+            tally.fill(kc)
+            if saved is not None:
+                for m in held:
+                    saved(m)
+        self.first_ts, self.last_ts, self.n_events = kc.first_ts, kc.last_ts, kc.n_events
+
+
+def iter_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
+                 begin: int | None = None, end: int | None = None,
+                 groups: Mapping[str, Sequence[str]] | None = None, text: str = "object",
+                 skip: bool = True) -> ColumnStream:
+    """:func:`read_columns` batch by batch, for a consumer that keeps state rather than
+    columns (memory stays bounded by a batch): see :class:`ColumnStream`. A trace set
+    reading files decodes only the wanted classes (``skip``); when a stream's timestamps go
+    backwards, iterating raises :class:`ColumnsRestart` (held warnings are dropped): start
+    over with ``skip=False``. A decoding fault raises :class:`~tracewatch.errors.DecodeError`
+    after the batches before it were yielded."""
+    return ColumnStream(ts, layout, wanted, begin, end, groups, text == "codes", skip)
 
 
 def _gather(ts: TraceSet, b: EventBatch, layout: KernelLayout, present: dict[str, list[str]],
