@@ -29,9 +29,10 @@ class _OneBatch:
     """iter_columns' interface, the whole trace as one batch."""
 
     def __init__(self, ts: TraceSet, layout: Any, wanted: Any, end: int | None = None,
-                 groups: Any = None, text: str = "object", skip: bool = True) -> None:
+                 groups: Any = None, text: str = "object", skip: bool = True,
+                 partial: bool = False) -> None:
         self.kc = read_columns(ts, layout, wanted, end=end, groups=groups, text=text)
-        self.first_ts, self.last_ts = self.kc.first_ts, self.kc.last_ts
+        self.first_ts, self.last_ts, self.fault = self.kc.first_ts, self.kc.last_ts, None
 
     def __iter__(self) -> Iterator[Any]:
         yield self.kc

@@ -220,7 +220,7 @@ def critical_path(paths: tuple[str, ...], tid: int, machine: str | None, begin: 
     ts = TraceSet(list(paths), on_warning=warn)
     with ts:
         sp, sg = task_critical_path(ts, tid, machine, parse_time_ns(begin), parse_time_ns(end),
-                                    pair_map, not no_sync)
+                                    pair_map, not no_sync, partial=True)
     if html_file:
         if sg is not None and sg.states is not None:
             page = vm_timeline_html(vm_report(sg.states), paths=[sp],
@@ -253,6 +253,9 @@ def critical_path(paths: tuple[str, ...], tid: int, machine: str | None, begin: 
             click.echo(f"note: {n}")
     if html_file and not (mi or as_csv):
         click.echo(f"timeline written to {html_file}")
+    if sp.fault is not None:  # the path up to the fault is printed: now the error, exit 1
+        sys.stdout.flush()
+        raise sp.fault
 
 
 def _as_single(sp: SystemPath) -> CriticalPath:

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..analyses import Table
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..sync import ClockTransform, SyncError, host_id, match_events, synchronize
 from ..sync.matching import TCP_RECV, TCP_SEND
 from ..vm import (
@@ -287,6 +288,7 @@ class SystemPath:
     summary: Table
     notes: list[str] = field(default_factory=list)
     clock: str = "host time"  #: the time base of begin, end and the intervals
+    fault: DecodeError | None = None  #: the fault that cut the trace short (partial reads)
 
     @property
     def elapsed(self) -> int:
@@ -581,7 +583,7 @@ def from_single(p: CriticalPath) -> SystemPath:
     summary = Table({"machine": np.full(k, name, object), "vm": np.full(k, "", object),
                      "tid": sm["tid"], "comm": sm["comm"], "duration": sm["duration"]})
     return SystemPath(p.tid, p.comm, name, "", p.begin, p.end, intervals, summary,
-                      clock="trace time")
+                      clock="trace time", fault=p.fault)
 
 
 def machines_of(ts: TraceSet) -> list[str]:
@@ -596,12 +598,13 @@ def machines_of(ts: TraceSet) -> list[str]:
 
 def task_critical_path(ts: TraceSet, tid: int, machine: str | None = None,
                        begin: int | None = None, end: int | None = None,
-                       pairs: Mapping[str, int] | None = None, sync: bool = True
-                       ) -> tuple[SystemPath, SystemGraph | None]:
+                       pairs: Mapping[str, int] | None = None, sync: bool = True,
+                       partial: bool = False) -> tuple[SystemPath, SystemGraph | None]:
     """The critical path of ``tid``: on one machine when ``ts`` holds one machine's traces
     (``machine`` then must match it, if given), else across the host and its guests (guest
     clocks synchronized unless ``sync=False``). Returns the path and the system graph (None
-    for one machine)."""
+    for one machine). ``partial`` (one machine only; several raise): on a corrupt or
+    truncated trace, the path over the events before the fault, the error in ``fault``."""
     if len(machines_of(ts)) <= 1:
         if machine is not None:
             t = ts.traces[0]
@@ -610,6 +613,6 @@ def task_critical_path(ts: TraceSet, tid: int, machine: str | None = None,
             if machine not in names:
                 raise CriticalPathError(f"no machine named {machine!r} (the traces are of "
                                         f"{t.hostname or t.path})")
-        return from_single(trace_critical_path(ts, tid, begin, end)), None
+        return from_single(trace_critical_path(ts, tid, begin, end, partial)), None
     sg = build_system_graph(ts, pairs, sync)
     return system_critical_path(sg, tid, machine, begin, end), sg

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ctf.trace import TraceSet
-from ..errors import TracewatchError
+from ..errors import DecodeError, TracewatchError
 from ..kernel.fast import intern_strings, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import ColumnsRestart, iter_columns
@@ -105,7 +105,8 @@ class ExecutionGraph:
     edges are ``offsets[k]:offsets[k + 1]``. Tasks: ``task_tid``, ``task_comm``,
     ``task_creator`` (key of the forking parent or -1), ``task_pid`` is not tracked.
     ``switch_t``, ``switch_cpu``, ``switch_tid``: every ``sched_switch`` (time order) with its
-    ``next_tid``, to tell which task held a CPU at a given time (:meth:`on_cpu`).
+    ``next_tid``, to tell which task held a CPU at a given time (:meth:`on_cpu`). ``fault``:
+    the decoding error that cut the trace short (built with ``partial=True``), else None.
     """
 
     hostname: str
@@ -124,6 +125,7 @@ class ExecutionGraph:
     switch_t: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     switch_cpu: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     switch_tid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fault: DecodeError | None = None
     _per_cpu: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -186,7 +188,7 @@ _KINDS: tuple[tuple[str, int], ...] = (
 
 
 def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
-                time_map: TimeMap | None = None) -> ExecutionGraph:
+                time_map: TimeMap | None = None, partial: bool = False) -> ExecutionGraph:
     """The execution graph of the trace set ``ts`` (one machine), from its first event (state
     before ``begin`` matters) up to ``end`` (None: the end of the trace).
 
@@ -197,7 +199,9 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
     chunk by chunk in trace order (and for the first and last times with event ``""``).
 
     The trace is read chunk by chunk (:func:`tracewatch.kernel.iter_columns`): only the
-    edges are kept, not the events. Raises :class:`~tracewatch.kernel.MissingEventsError`
+    edges are kept, not the events. A corrupt or truncated trace raises
+    :class:`~tracewatch.errors.DecodeError`; with ``partial``, the graph of the events before
+    the fault (those ``tracewatch dump`` prints) is returned, the error in its ``fault``. Raises :class:`~tracewatch.kernel.MissingEventsError`
     without ``sched_switch`` (without wakeup events every wait is ``UNKNOWN``)."""
     layout = detect_layout(ts)
     layout.require("critical path", ["sched_switch"])
@@ -222,15 +226,17 @@ def build_graph(ts: TraceSet, begin: int | None = None, end: int | None = None,
         wanted[g] = gwanted.get(g, ())
     kinds = [(ev, kd) for ev, kd in _KINDS if ev in wanted]
     try:
-        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, skip=True)
-    except ColumnsRestart:  # a stream goes backwards: read every event instead
-        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, skip=False)
+        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, True, partial)
+    except ColumnsRestart:  # a stream goes backwards, or a fault: read every event instead
+        return _build(ts, layout, wanted, groups, kinds, begin, end, time_map, False, partial)
 
 
 def _build(ts: TraceSet, layout: KernelLayout, wanted: dict[str, tuple[str, ...]],
            groups: dict[str, list[str]], kinds: list[tuple[str, int]], begin: int | None,
-           end: int | None, time_map: TimeMap | None, skip: bool) -> ExecutionGraph:
-    stream = iter_columns(ts, layout, wanted, end=end, groups=groups, text="codes", skip=skip)
+           end: int | None, time_map: TimeMap | None, skip: bool,
+           partial: bool) -> ExecutionGraph:
+    stream = iter_columns(ts, layout, wanted, end=end, groups=groups, text="codes", skip=skip,
+                          partial=partial)
     ids = _TaskIds()
     loop = _lp.GraphLoop(ids.zero, int(intern_strings([""])[0]))
     nth: dict[str, np.ndarray] = {}
@@ -254,6 +260,8 @@ def _build(ts: TraceSet, layout: KernelLayout, wanted: dict[str, tuple[str, ...]
         if cols:
             _feed(loop, cols)
     if stream.first_ts is None or stream.last_ts is None:
+        if stream.fault is not None:
+            raise stream.fault
         raise GraphError("the trace has no event")
     first_ts, last_ts = stream.first_ts, stream.last_ts
     if time_map is not None:
@@ -273,7 +281,8 @@ def _build(ts: TraceSet, layout: KernelLayout, wanted: dict[str, tuple[str, ...]
         hostname=",".join(hosts), task_tid=ids.tids(res.key_tid),
         task_comm=[str(x) for x in comms.tolist()], task_creator=res.key_creator,
         edge_task=task, edge_start=start, edge_end=end_, edge_type=typ, edge_waker=waker,
-        edge_cpu=cpu, offsets=res.offsets, first_ts=first_ts, last_ts=last_ts)
+        edge_cpu=cpu, offsets=res.offsets, first_ts=first_ts, last_ts=last_ts,
+        fault=stream.fault)
     if switches:
         graph.switch_t, graph.switch_cpu, graph.switch_tid = (
             np.concatenate([s[i] for s in switches]).astype(np.int64) for i in range(3))

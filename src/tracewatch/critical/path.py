@@ -30,7 +30,7 @@ import numpy as np
 
 from ..analyses import Table
 from ..ctf.trace import TraceSet
-from ..errors import TracewatchError
+from ..errors import DecodeError, TracewatchError
 from .graph import EdgeType, ExecutionGraph, build_graph
 
 __all__ = ["CriticalPath", "CriticalPathError", "critical_path", "last_edge_before", "task_span",
@@ -61,6 +61,7 @@ class CriticalPath:
     end: int
     intervals: Table
     summary: Table
+    fault: DecodeError | None = None  #: the fault that cut the trace short (partial reads)
 
     @property
     def elapsed(self) -> int:
@@ -189,8 +190,19 @@ def critical_path(g: ExecutionGraph, tid: int, begin: int | None = None,
 
 
 def trace_critical_path(ts: TraceSet, tid: int, begin: int | None = None,
-                        end: int | None = None) -> CriticalPath:
-    """Build the execution graph of ``ts`` (one machine) and return :func:`critical_path`."""
+                        end: int | None = None, partial: bool = False) -> CriticalPath:
+    """Build the execution graph of ``ts`` (one machine) and return :func:`critical_path`.
+
+    ``partial``: on a corrupt or truncated trace, the path over the events before the fault,
+    the error in ``fault`` (raised instead when the task has no path there)."""
     if begin is not None and end is not None and end <= begin:
         raise CriticalPathError(f"empty time range [{begin}, {end}]")
-    return critical_path(build_graph(ts), tid, begin, end)
+    g = build_graph(ts, partial=partial)
+    try:
+        p = critical_path(g, tid, begin, end)
+    except CriticalPathError:
+        if g.fault is not None:
+            raise g.fault from None
+        raise
+    p.fault = g.fault
+    return p

@@ -307,27 +307,35 @@ class ColumnStream:
     """The columns of :func:`iter_columns`, one :class:`KernelColumns` per batch read (only
     the logical events the batch holds; ``seq`` counts from the start of the pass). Once
     iterated to the end, ``first_ts``, ``last_ts`` and ``n_events`` are those of every event
-    in [begin, end], as :func:`read_columns` gives them."""
+    in [begin, end], as :func:`read_columns` gives them; ``fault`` the decoding error that
+    ended a ``partial`` stream early (None: read to the end)."""
 
     def __init__(self, ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
                  begin: int | None, end: int | None, groups: Mapping[str, Sequence[str]] | None,
-                 codes: bool, skip: bool) -> None:
+                 codes: bool, skip: bool, partial: bool) -> None:
         self._ts, self._layout, self._codes = ts, layout, codes
         self._begin, self._end = begin, end
         self._plan = _plan(ts, layout, wanted, groups)
         self._skip = skip and ts.reports_times
+        self._partial = partial
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.n_events = 0
+        self.fault: DecodeError | None = None
 
     def __iter__(self) -> Iterator[KernelColumns]:
         ts, layout = self._ts, self._layout
         present, actual, gids, luts, names = self._plan
         kc = KernelColumns(layout)
         if not self._skip:
-            for got in _pass(ts, layout, present, actual, gids, luts, None, self._begin,
-                             self._end, None, self._codes, None, kc):
-                yield KernelColumns(layout, got)
+            try:
+                for got in _pass(ts, layout, present, actual, gids, luts, None, self._begin,
+                                 self._end, None, self._codes, None, kc):
+                    yield KernelColumns(layout, got)
+            except DecodeError as e:
+                if not self._partial:
+                    raise
+                self.fault = e
         else:
             held: list[str] = []
             tally = _Tally(self._begin, self._end, None)
@@ -339,6 +347,11 @@ class ColumnStream:
                     yield KernelColumns(layout, got)
             except _Backwards:
                 raise ColumnsRestart("a stream's timestamps go backwards") from None
+            except DecodeError:
+                if not self._partial:
+                    raise
+                # the events before the fault are those the merge of every class delivers
+                raise ColumnsRestart("a decoding fault: read every class up to it") from None
             finally:
                 ts.on_warning = saved
             tally.fill(kc)
@@ -351,14 +364,17 @@ class ColumnStream:
 def iter_columns(ts: TraceSet, layout: KernelLayout, wanted: Mapping[str, Sequence[str]],
                  begin: int | None = None, end: int | None = None,
                  groups: Mapping[str, Sequence[str]] | None = None, text: str = "object",
-                 skip: bool = True) -> ColumnStream:
+                 skip: bool = True, partial: bool = False) -> ColumnStream:
     """:func:`read_columns` batch by batch, for a consumer that keeps state rather than
     columns (memory stays bounded by a batch): see :class:`ColumnStream`. A trace set
     reading files decodes only the wanted classes (``skip``); when a stream's timestamps go
     backwards, iterating raises :class:`ColumnsRestart` (held warnings are dropped): start
     over with ``skip=False``. A decoding fault raises :class:`~tracewatch.errors.DecodeError`
-    after the batches before it were yielded."""
-    return ColumnStream(ts, layout, wanted, begin, end, groups, text == "codes", skip)
+    after the batches before it were yielded; with ``partial``, the stream ends there instead,
+    the error in :attr:`ColumnStream.fault` (the batches are then those of the events
+    ``tracewatch dump`` prints: a selective pass meeting a fault raises
+    :class:`ColumnsRestart`, to be read again with ``skip=False``)."""
+    return ColumnStream(ts, layout, wanted, begin, end, groups, text == "codes", skip, partial)
 
 
 def _gather(ts: TraceSet, b: EventBatch, layout: KernelLayout, present: dict[str, list[str]],
