@@ -215,25 +215,37 @@ def _read_skipping(ts: TraceSet, layout: KernelLayout, present: dict[str, list[s
     timestamps go backwards. None when some do, or (``partial``) at a decoding fault, the
     caller then reading everything: warnings are held back until the pass is known good,
     so that none is given twice."""
-    held: list[str] = []
     tally = _Tally(begin, end, period)
-    saved = ts.on_warning
-    ts.on_warning = held.append
     try:
-        kc = _read(ts, layout, present, actual, gids, luts, tally, begin, end, period, codes, names)
+        with _HeldWarnings(ts):
+            kc = _read(ts, layout, present, actual, gids, luts, tally, begin, end, period, codes,
+                       names)
     except _Backwards:
         return None
     except DecodeError:
         if partial:
             return None
         raise
-    finally:
-        ts.on_warning = saved
     tally.fill(kc)
-    if saved is not None:
-        for m in held:
-            saved(m)
     return kc
+
+
+class _HeldWarnings:
+    """Holds back the warnings of ``ts`` during a pass that may be abandoned (and read again):
+    given when the block ends normally, dropped when it raises."""
+
+    def __init__(self, ts: TraceSet) -> None:
+        self.ts = ts
+        self.held: list[str] = []
+
+    def __enter__(self) -> None:
+        self.saved, self.ts.on_warning = self.ts.on_warning, self.held.append
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.ts.on_warning = self.saved
+        if exc_type is None and self.saved is not None:
+            for m in self.held:
+                self.saved(m)
 
 
 def _read(ts: TraceSet, layout: KernelLayout, present: dict[str, list[str]], actual: dict[str, str | None],
@@ -337,14 +349,12 @@ class ColumnStream:
                     raise
                 self.fault = e
         else:
-            held: list[str] = []
             tally = _Tally(self._begin, self._end, None)
-            saved = ts.on_warning
-            ts.on_warning = held.append
             try:
-                for got in _pass(ts, layout, present, actual, gids, luts, tally, self._begin,
-                                 self._end, None, self._codes, names, kc):
-                    yield KernelColumns(layout, got)
+                with _HeldWarnings(ts):
+                    for got in _pass(ts, layout, present, actual, gids, luts, tally, self._begin,
+                                     self._end, None, self._codes, names, kc):
+                        yield KernelColumns(layout, got)
             except _Backwards:
                 raise ColumnsRestart("a stream's timestamps go backwards") from None
             except DecodeError:
@@ -352,12 +362,7 @@ class ColumnStream:
                     raise
                 # the events before the fault are those the merge of every class delivers
                 raise ColumnsRestart("a decoding fault: read every class up to it") from None
-            finally:
-                ts.on_warning = saved
             tally.fill(kc)
-            if saved is not None:
-                for m in held:
-                    saved(m)
         self.first_ts, self.last_ts, self.n_events = kc.first_ts, kc.last_ts, kc.n_events
 
 
