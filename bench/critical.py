@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +76,24 @@ def generated(path: Path) -> None:
     print(f"graph construction: {t:.3f} s ({n / t / 1e6:.2f} M ev/s; {g.n_tasks} tasks, "
           f"{g.n_edges:,} edges)  vs babeltrace2 reading: {bt / t:.2f}x "
           f"({'no slower' if t <= bt else 'SLOWER'})")
+    edges_mb = sum(getattr(g, f).nbytes for f in ("edge_task", "edge_start", "edge_end",
+                                                   "edge_type", "edge_waker", "edge_cpu")) / 2**20
+    build = ("import tracewatch\nfrom tracewatch.critical import build_graph\n"
+             f"with tracewatch.open({str(path)!r}) as ts:\n    build_graph(ts)")
+    rss = min(_peak_rss([sys.executable, "-c", build]) for _ in range(2))
+    print(f"peak RSS, graph construction in a fresh process: {rss:.0f} MB (of which the "
+          f"graph's edges {edges_mb:.0f} MB); babeltrace2 -o dummy: "
+          f"{_peak_rss(['babeltrace2', '-o', 'dummy', str(path)]):.0f} MB")
+
+
+def _peak_rss(cmd: list[str]) -> float:
+    """Peak RSS (MB) of a command, measured by a Python process that only runs it."""
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, *cmd], check=True, capture_output=True,
+                         text=True)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def simulated(duration_s: float) -> None:
