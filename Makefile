@@ -1,7 +1,7 @@
 # tracewatch: set-up, demo and tests on a fresh Debian 12 machine (run as root for apt-get).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEBS := babeltrace2 python3-bt2 lttng-tools liblttng-ust-dev python3-lttngust linux-perf gcc make chromium
+DEBS := babeltrace2 python3-bt2 lttng-tools liblttng-ust-dev python3-lttngust linux-perf gcc make chromium graphite-carbon prometheus
 STAMP_DEBS := $(VENV)/.debs-installed
 STAMP_PY := $(VENV)/.py-installed
 

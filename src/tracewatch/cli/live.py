@@ -8,12 +8,18 @@ has passed the window's end: by an event, by an inactivity beacon of relayd (a q
 closes its windows one live timer period late at most) or by its end (``--mi``: one LAMI 1.0
 document per line and window); the last, partial window when the session is destroyed, then
 exit 0.
+
+``--graphite HOST[:PORT]`` and/or ``--prometheus [HOST:]PORT`` also export each window's
+metrics (:mod:`tracewatch.export`, through :class:`~.export.Sinks`) under the URL's host name,
+with the live lag (wall clock at export minus the window's end); ``--quiet`` prints nothing
+but warnings then.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 import numpy as np
@@ -34,6 +40,7 @@ from .analyses import (
     _print_sched,
     _print_syscalls,
 )
+from .export import Sinks, parse_analyses, sink_options
 from .timeparse import parse_duration_ns
 
 _HEADERS = ("HOST", "SESSION", "LIVE TIMER", "STREAMS", "VIEWERS", "URL")
@@ -71,27 +78,39 @@ def format_table(rows: list[tuple[str, ...]]) -> list[str]:
 @click.option("--period", default="1s", show_default=True,
               help="With --analysis: window duration (1s, 500ms...), aligned on the first event.")
 @click.option("--mi", is_flag=True, help="With --analysis: one LAMI 1.0 JSON document per line and period.")
-def live(url: str, timeout: float, analysis: str | None, period: str, mi: bool) -> None:
+@sink_options
+@click.option("--quiet", "-q", is_flag=True,
+              help="With --graphite/--prometheus: print no per-period results (warnings only).")
+def live(url: str, timeout: float, analysis: str | None, period: str, mi: bool, graphite: str | None,
+         prometheus: str | None, top: int, quiet: bool) -> None:
     """List the live sessions of the relay daemon at URL: host, name, live timer, streams,
     viewers, and the URL to follow each with ``tracewatch dump``.
 
     With --analysis and a session URL: follow that session and print each period's results
-    as soon as the period is over, until the session is destroyed."""
+    as soon as the period is over, until the session is destroyed. With --graphite and/or
+    --prometheus, also export each period's metrics (per thread: the --top first, plus
+    'other') to Graphite (pushed) and/or an HTTP endpoint for Prometheus (latest period)."""
     try:
         u = parse_live_url(url)
     except ValueError as e:
         raise TracewatchError(str(e)) from None
+    exporting = graphite is not None or prometheus is not None
+    if exporting and analysis is None:
+        raise click.UsageError("--graphite/--prometheus export the analyses' results: give --analysis")
+    if quiet and not exporting:
+        raise click.UsageError("--quiet needs --graphite or --prometheus")
     if analysis is not None:
         if not u.names_session:
             raise click.UsageError("--analysis needs a session URL: net://HOST[:PORT]/host/HOSTNAME/SESSION")
-        names = [a.strip() for a in analysis.split(",") if a.strip()]
-        bad = [a for a in names if a not in ANALYSES]
-        if bad or not names:
-            raise click.BadParameter(f"{', '.join(bad) or '(none)'}: choose among {', '.join(ANALYSES)}",
-                                     param_hint="--analysis")
+        names = parse_analyses(analysis)
         ns = parse_duration_ns(period)
         assert ns is not None
-        follow(url, names, ns, mi, timeout)
+        sinks = Sinks(graphite, prometheus, ns, top) if exporting else None
+        try:
+            follow(url, names, ns, mi, timeout, sinks=sinks, host=u.hostname or "unknown", quiet=quiet)
+        finally:
+            if sinks is not None:
+                sinks.close()
         return
     try:
         with LiveClient(u.host, u.port, timeout) as client:
@@ -108,13 +127,18 @@ def live(url: str, timeout: float, analysis: str | None, period: str, mi: bool) 
         click.echo(line)
 
 
-def follow(url: str, analyses: list[str], period: int, mi: bool, timeout: float = 10.0) -> None:
-    """Follow a live session; print each period's results as it ends (flushed)."""
+def follow(url: str, analyses: list[str], period: int, mi: bool, timeout: float = 10.0,
+           sinks: Sinks | None = None, host: str = "unknown", quiet: bool = False) -> None:
+    """Follow a live session; print each period's results as it ends (flushed) and export
+    its metrics to ``sinks``."""
     ts = LiveTraceSet(url, on_warning=lambda m: click.echo(f"tracewatch: warning: {m}", err=True),
                       timeout=timeout)
     try:
         for r in stream_periods(ts, period, analyses):
-            _print_period(r, mi)
+            if sinks is not None:
+                sinks.window(r, host, lag_s=(time.time_ns() - r.end) / 1e9)
+            if not quiet:
+                _print_period(r, mi)
     finally:
         ts.close()
 

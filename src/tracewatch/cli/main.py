@@ -20,6 +20,7 @@ from ..errors import TracewatchError
 COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("dump", "dump"),
     "live": ("live", "live"),
+    "export": ("export", "export"),
     "cputop": ("analyses", "cputop_cmd"),
     "sched": ("analyses", "sched_cmd"),
     "syscalls": ("analyses", "syscalls_cmd"),
