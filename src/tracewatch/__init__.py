@@ -12,13 +12,25 @@ analyses -> outputs; ``cli`` sits on top and nothing imports it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .ctf import Event, EventBatch, TraceSet
 from .errors import DecodeError, MetadataError, TraceNotFoundError, TracewatchError
+
+if TYPE_CHECKING:
+    from .ctf import Event, EventBatch, TraceSet
 
 __all__ = ["open", "TraceSet", "Event", "EventBatch", "TracewatchError", "DecodeError",
            "MetadataError", "TraceNotFoundError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """The reader's types, imported on first use (the CLI starts without the JIT decoder)."""
+    if name in ("TraceSet", "Event", "EventBatch"):
+        from . import ctf
+
+        return getattr(ctf, name)
+    raise AttributeError(f"module 'tracewatch' has no attribute {name!r}")
 
 
 def open(*paths: str, on_warning: Callable[[str], None] | None = None,  # noqa: A001

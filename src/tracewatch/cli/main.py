@@ -34,11 +34,42 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: command name -> its one-line summary in ``tracewatch --help`` (so that listing the commands
+#: imports none of them; a command missing here is imported for its docstring's first line)
+SUMMARIES: dict[str, str] = {
+    "dump": "Print events like babeltrace2 (files or net:// sessions).",
+    "live": "List a relayd's live sessions; follow one, per period.",
+    "export": "Replay a recorded trace's windows into Graphite.",
+    "cputop": "CPU usage per thread, per CPU and in total (lttng-cputop).",
+    "sched": "Scheduling latency, wakeup to switch-in (lttng-schedstats).",
+    "syscalls": "System call counts, durations, errors (lttng-syscallstats).",
+    "irq": "Interrupt counts, durations, softirq latency (lttng-irqstats).",
+    "io": "I/O latency and bytes per process and per file.",
+    "mem": "Pages allocated and freed per thread (lttng-memtop).",
+    "sync": "Clock transforms between machines' traces (convex hull).",
+    "sim": "Simulate a host running VMs: traces plus their ground truth.",
+    "vm": "vCPU states, real steal time, preemptions of a host's VMs.",
+    "critical-path": "What a task's time was made of, across host and VMs.",
+}
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported when used (``tracewatch --help`` imports all)."""
+    """A group whose subcommands are imported when used; ``tracewatch --help`` lists them
+    from :data:`SUMMARIES` without importing them."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            text = SUMMARIES.get(name)
+            if text is None:
+                cmd = self.get_command(ctx, name)
+                text = cmd.get_short_help_str(80) if cmd is not None else ""
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         spec = COMMANDS.get(cmd_name)
