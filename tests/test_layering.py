@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "critical": {"ctf", "kernel", "sync", "vm", "analyses", "errors"},
     "output": {"ctf", "kernel", "analyses", "sync", "vm", "critical", "errors"},
     "export": {"ctf", "kernel", "analyses", "sync", "vm", "output", "errors"},
+    "fleet": {"ctf", "kernel", "analyses", "sync", "vm", "export", "errors"},
     "cli": {"*"},
 }
 TOP_LEVEL_MODULES = {"__init__", "__main__", "analysis_set", "demo"}  # the facade and the demo may use anything

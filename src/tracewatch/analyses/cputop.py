@@ -26,6 +26,7 @@ from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import (
     THREAD_EVENTS,
+    ColumnSpec,
     KernelColumns,
     ThreadTable,
     period_windows,
@@ -83,13 +84,20 @@ def cputop(ts: TraceSet, begin: int | None = None, end: int | None = None,
     return cputop_from_columns(_read(ts, begin, end, layout, partial=partial), tids, cpus)
 
 
+def needed_columns(layout: KernelLayout) -> ColumnSpec:
+    """The columns cputop reads (raises :class:`~tracewatch.kernel.MissingEventsError`
+    without its events)."""
+    layout.require("cputop", NEEDED_EVENTS)
+    return ColumnSpec({"sched_switch": _SWITCH_FIELDS, **THREAD_EVENTS,
+                       "sched_migrate_task": ("tid",)})
+
+
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
           period: int | None = None, partial: bool = False) -> KernelColumns:
     layout = layout or detect_layout(ts)
-    layout.require("cputop", NEEDED_EVENTS)
-    wanted: dict[str, tuple[str, ...]] = {"sched_switch": _SWITCH_FIELDS, **THREAD_EVENTS,
-                                          "sched_migrate_task": ("tid",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
+    spec = needed_columns(layout)
+    return read_columns(ts, layout, spec.wanted, begin, end, period=period, text="codes",
+                        partial=partial)
 
 
 def cputop_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,

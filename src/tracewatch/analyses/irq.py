@@ -31,7 +31,7 @@ from ..ctf.trace import TraceSet
 from ..errors import DecodeError
 from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, detect_layout
-from ..kernel.state import KernelColumns, period_windows, read_columns
+from ..kernel.state import ColumnSpec, KernelColumns, period_windows, read_columns
 from . import Table
 from ._machines import pair_hard_irqs, pair_soft_irqs
 from ._stats import group_stats, histogram
@@ -111,14 +111,21 @@ def irq_stats(ts: TraceSet, begin: int | None = None, end: int | None = None,
     return irq_from_columns(_read(ts, begin, end, layout, partial=partial), cpus, irqs, softirqs)
 
 
+def needed_columns(layout: KernelLayout) -> ColumnSpec:
+    """The columns irq reads (``layout``: from :func:`irq_layout`); raises
+    :class:`~tracewatch.kernel.MissingEventsError` without its events."""
+    layout.require("irq", NEEDED_EVENTS)
+    return ColumnSpec({
+        "irq_handler_entry": ("irq", "name"), "irq_handler_exit": ("irq",),
+        "irq_softirq_raise": ("vec",), "irq_softirq_entry": ("vec",), "irq_softirq_exit": ("vec",)})
+
+
 def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
           period: int | None = None, partial: bool = False) -> KernelColumns:
     layout = irq_layout(ts, layout)
-    layout.require("irq", NEEDED_EVENTS)
-    wanted: dict[str, tuple[str, ...]] = {
-        "irq_handler_entry": ("irq", "name"), "irq_handler_exit": ("irq",),
-        "irq_softirq_raise": ("vec",), "irq_softirq_entry": ("vec",), "irq_softirq_exit": ("vec",)}
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
+    spec = needed_columns(layout)
+    return read_columns(ts, layout, spec.wanted, begin, end, period=period, text="codes",
+                        partial=partial)
 
 
 def irq_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,

@@ -22,7 +22,7 @@ from ..ctf.trace import TraceSet
 from ..errors import DecodeError
 from ..kernel.fast import dense_index, intern_strings, texts
 from ..kernel.layouts import WAKEUP_EVENTS, KernelLayout, detect_layout
-from ..kernel.state import KernelColumns, period_windows, read_columns
+from ..kernel.state import ColumnSpec, KernelColumns, period_windows, read_columns
 from . import Table
 from ._machines import prio_changes, sched_run
 from ._stats import group_stats, histogram
@@ -71,11 +71,10 @@ def sched_latencies(ts: TraceSet, begin: int | None = None, end: int | None = No
     return sched_from_columns(_read(ts, begin, end, layout, names=True, partial=partial), tids, cpus)
 
 
-def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None, names: bool = False, partial: bool = False) -> KernelColumns:
-    """The columns sched needs; ``names``: also statedump and fork, for lttng-analyses'
-    thread names (see :func:`_lttng_names`; without them, names come from sched_switch)."""
-    layout = layout or detect_layout(ts)
+def needed_columns(layout: KernelLayout, names: bool = False) -> ColumnSpec:
+    """The columns sched reads; ``names``: also statedump and fork, for lttng-analyses'
+    thread names (see :func:`_lttng_names`; without them, names come from sched_switch;
+    :func:`sched_latencies` reads them, :func:`sched_periods` does not)."""
     layout.require("sched", NEEDED_EVENTS)
     wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("prev_tid", "next_tid", "next_prio", "next_comm")}
     for w in layout.wakeup_events():
@@ -83,7 +82,15 @@ def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout
     if names:
         wanted["lttng_statedump_process_state"] = ("tid", "pid", "name")
         wanted["sched_process_fork"] = ("child_tid", "child_comm", "parent_pid", "parent_comm")
-    return read_columns(ts, layout, wanted, begin, end, period=period, text="codes", partial=partial)
+    return ColumnSpec(wanted)
+
+
+def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
+          period: int | None = None, names: bool = False, partial: bool = False) -> KernelColumns:
+    layout = layout or detect_layout(ts)
+    spec = needed_columns(layout, names)
+    return read_columns(ts, layout, spec.wanted, begin, end, period=period, text="codes",
+                        partial=partial)
 
 
 def sched_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,

@@ -30,6 +30,7 @@ from ..kernel.fast import dense_index, texts
 from ..kernel.layouts import KernelLayout, MissingEventsError, detect_layout
 from ..kernel.state import (
     THREAD_EVENTS,
+    ColumnSpec,
     KernelColumns,
     ThreadTable,
     period_windows,
@@ -112,19 +113,25 @@ def syscall_stats(ts: TraceSet, begin: int | None = None, end: int | None = None
     return syscalls_from_columns(kc, [c.name for c in ts.classes], tids, cpus, procnames)
 
 
-def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
-          period: int | None = None, partial: bool = False) -> KernelColumns:
-    layout = layout or detect_layout(ts)
+def needed_columns(ts: TraceSet, layout: KernelLayout) -> ColumnSpec:
+    """The columns syscalls reads (every ``syscall_entry_*`` / ``_exit_*`` of ``ts`` as two
+    groups); raises :class:`~tracewatch.kernel.MissingEventsError` without them."""
     layout.require("syscalls", ["sched_switch"])
     entries, exits = syscall_event_names({c.name for c in ts.classes}, layout)
     if not entries or not exits:
         raise MissingEventsError("syscalls", [f"{layout.syscall_entry_prefix}* / {layout.syscall_exit_prefix}*"],
                                  ["--syscall -a"])
-    wanted: dict[str, tuple[str, ...]] = {"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
-                                          "syscall_exit": ("ret",)}
-    return read_columns(ts, layout, wanted, begin, end,
-                        groups={"syscall_entry": entries, "syscall_exit": exits}, period=period, text="codes",
-                        partial=partial)
+    return ColumnSpec({"sched_switch": ("next_tid", "next_comm"), **THREAD_EVENTS,
+                       "syscall_exit": ("ret",)},
+                      {"syscall_entry": entries, "syscall_exit": exits})
+
+
+def _read(ts: TraceSet, begin: int | None, end: int | None, layout: KernelLayout | None,
+          period: int | None = None, partial: bool = False) -> KernelColumns:
+    layout = layout or detect_layout(ts)
+    spec = needed_columns(ts, layout)
+    return read_columns(ts, layout, spec.wanted, begin, end, groups=spec.groups, period=period,
+                        text="codes", partial=partial)
 
 
 def syscalls_periods(ts: TraceSet, period: int, begin: int | None = None, end: int | None = None,

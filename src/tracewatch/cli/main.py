@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim", "sim"),
     "vm": ("vm", "vm"),
     "critical-path": ("critical", "critical_path"),
+    "fleet": ("fleet", "fleet"),
 }
 
 
@@ -50,6 +51,7 @@ SUMMARIES: dict[str, str] = {
     "sim": "Simulate a host running VMs: traces plus their ground truth.",
     "vm": "vCPU states, real steal time, preemptions of a host's VMs.",
     "critical-path": "What a task's time was made of, across host and VMs.",
+    "fleet": "Many hosts' analyses in parallel (Dask), one row per host.",
 }
 
 

@@ -47,6 +47,32 @@ THREAD_EVENTS: dict[str, tuple[str, ...]] = {
 _TEXT_FIELDS = {"comm", "prev_comm", "next_comm", "parent_comm", "child_comm", "name", "filename"}
 
 
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What :func:`read_columns` is asked for: fields per logical event (``wanted``) and
+    groups of actual event names read as one logical event (``groups``). Each analysis
+    says its own (``needed_columns``), so that one pass can serve several (:meth:`union`)."""
+
+    wanted: dict[str, tuple[str, ...]]
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def events(self) -> set[str]:
+        """The logical events read."""
+        return set(self.wanted) | set(self.groups)
+
+    def union(self, *others: ColumnSpec) -> ColumnSpec:
+        """Every event and field of ``self`` and ``others``."""
+        wanted: dict[str, tuple[str, ...]] = {}
+        groups: dict[str, list[str]] = {}
+        for spec in (self, *others):
+            for ev, fs in spec.wanted.items():
+                wanted[ev] = tuple(dict.fromkeys((*wanted.get(ev, ()), *fs)))
+            for ev, names in spec.groups.items():
+                groups[ev] = list(dict.fromkeys((*groups.get(ev, ()), *names)))
+        return ColumnSpec(wanted, groups)
+
+
 @dataclass
 class KernelColumns:
     """Columns of some logical kernel events, gathered over a whole trace set.
