@@ -9,7 +9,9 @@ Skipped (with the reason) unless root with a perf able to record and convert to 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,12 +55,26 @@ def io_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[IoResult, dict[str
     cmd = ["perf", "record", "-q", "-a", "-o", str(d / "perf.data")]
     for ev in EVENTS:
         cmd += ["-e", ev]
-    _run(cmd + ["--", sys.executable, str(d / "w.py"), str(d)], "perf cannot record the syscall tracepoints")
+    # the oracle needs every event: on a loaded machine perf may lose some (its ring buffers
+    # overflow); such a recording is made again
+    for _ in range(3):
+        _run(cmd + ["--", sys.executable, str(d / "w.py"), str(d)],
+             "perf cannot record the syscall tracepoints")
+        if _lost_events(d / "perf.data") == 0:
+            break
+    else:
+        pytest.skip("perf lost events in 3 recordings (machine too loaded): no complete oracle")
     _run(["perf", "data", "convert", "--to-ctf", str(d / "ctf"), "-i", str(d / "perf.data")],
          "perf cannot convert to CTF")
     fds = json.loads((d / "fds.json").read_text())
     fds["json_size"] = (d / "fds.json").stat().st_size
     return io_stats(tracewatch.open(str(d / "ctf"))), fds
+
+
+def _lost_events(data: Path) -> int:
+    """Events perf reports lost in a recording (``perf report --stats``: LOST lines)."""
+    out = _run(["perf", "report", "-i", str(data), "--stats"], "perf report failed").stdout
+    return sum(int(m) for m in re.findall(r"^\s*LOST\w* events:\s+(\d+)", out, re.M))
 
 
 def test_files_of_a_known_workload(io_run: tuple[IoResult, dict[str, int]]) -> None:
@@ -75,7 +91,7 @@ def test_files_of_a_known_workload(io_run: tuple[IoResult, dict[str, int]]) -> N
         return [x for x in mine if x["fds"] == ", ".join(f"{pid}:{n}" for n in sorted(set(numbers)))]
 
     a_w = owned_by(fds["a"], fds["b"], 50)
-    assert len(a_w) == 1
+    assert len(a_w) == 1, mine  # the rows of the workload, to tell what went wrong
     assert (a_w[0]["write_bytes"], a_w[0]["write_count"], a_w[0]["read_count"]) == (3750, 5, 0)
     b_w = [x for x in owned_by(fds["c"]) if x["write_bytes"] == 7777]
     assert len(b_w) == 1 and (b_w[0]["write_count"], b_w[0]["read_count"]) == (1, 0)
