@@ -346,6 +346,8 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._closed = False
         self.accepted = 0
+        self._budget: int | None = None  # relayd -> viewer bytes still forwarded, then cut
+        self.cut_mid_reply_done = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
@@ -363,13 +365,30 @@ class TcpProxy:
             with self._lock:
                 self.accepted += 1
                 self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, down in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, down), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def cut_after(self, nbytes: int) -> None:
+        """Forward ``nbytes`` more bytes from relayd to the viewer, then drop every
+        connection: the cut falls inside a reply (or a batch of pipelined replies)."""
+        self.cut_mid_reply_done.clear()
+        with self._lock:
+            self._budget = nbytes
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
         try:
             while data := src.recv(65536):
+                if down and self._budget is not None:
+                    with self._lock:
+                        budget, self._budget = self._budget, None
+                    if budget is not None:
+                        if len(data) > budget:
+                            dst.sendall(data[:budget])
+                            self.cut()
+                            self.cut_mid_reply_done.set()
+                            return
+                        with self._lock:
+                            self._budget = budget - len(data)
                 dst.sendall(data)
         except OSError:
             pass

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 from . import protocol as p
 from .protocol import (
@@ -77,6 +77,11 @@ class CommandError(LiveError):
     """A command got an error status from relayd."""
 
 
+_RECV_CHUNK = 256 * 1024
+#: Most requests written on one connection before reading their replies.
+_MAX_PIPELINED = 256
+
+
 class LiveClient:
     """One viewer connection to a relay daemon.
 
@@ -91,6 +96,7 @@ class LiveClient:
         self.viewer_session_id: int | None = None
         self.relayd_minor: int | None = None
         self._sock: socket.socket | None = None
+        self._rbuf = bytearray()  # bytes received, not consumed yet
 
     # -- connection -------------------------------------------------------
 
@@ -118,6 +124,7 @@ class LiveClient:
     def close(self) -> None:
         """Close the socket (relayd then detaches this viewer from its sessions)."""
         sock, self._sock = self._sock, None
+        self._rbuf.clear()
         if sock is not None:
             try:
                 sock.close()
@@ -148,24 +155,30 @@ class LiveClient:
             raise ConnectionLostError(f"send to relayd failed: {exc}") from exc
 
     def _recv(self, size: int) -> bytes:
-        """Read exactly ``size`` bytes."""
-        sock = self._socket()
-        buf = bytearray(size)
-        view = memoryview(buf)
-        got = 0
-        try:
-            while got < size:
-                n = sock.recv_into(view[got:])
-                if n == 0:
-                    raise ConnectionLostError("relayd closed the connection")
-                got += n
-        except OSError as exc:
-            self.close()
-            raise ConnectionLostError(f"receive from relayd failed: {exc}") from exc
-        except ConnectionLostError:
-            self.close()
-            raise
-        return bytes(buf)
+        """Read exactly ``size`` bytes (buffered: one ``recv`` may bring several replies of
+        pipelined requests; only replies to requests already sent can be in the buffer)."""
+        buf = self._rbuf
+        if len(buf) < size:
+            sock = self._socket()
+            try:
+                while len(buf) < size:
+                    chunk = sock.recv(max(_RECV_CHUNK, size - len(buf)))
+                    if not chunk:
+                        raise ConnectionLostError("relayd closed the connection")
+                    buf += chunk
+            except OSError as exc:
+                self.close()
+                raise ConnectionLostError(f"receive from relayd failed: {exc}") from exc
+            except ConnectionLostError:
+                self.close()
+                raise
+        if len(buf) == size:
+            out = bytes(buf)
+            buf.clear()
+            return out
+        out = bytes(buf[:size])
+        del buf[:size]
+        return out
 
     def _request(self, request: bytes, reply_size: int) -> bytes:
         self._send(request)
@@ -248,6 +261,61 @@ class LiveClient:
         """The packet bytes, or the status when it is not OK."""
         status, _flags, data = self.get_packet_reply(stream_id, offset, length)
         return data if status is PacketStatus.OK else status
+
+    # -- pipelined commands -------------------------------------------------
+    #
+    # relayd serves one viewer connection's requests in order and answers each once: the
+    # requests of a batch go in one write and the replies are read later in the same order
+    # (the caller may write batches on other connections in between: their replies arrive
+    # meanwhile). The requests are small (at most _MAX_PIPELINED of 24-28 B), so writing
+    # them never blocks on a relayd busy writing replies. A lost connection mid-batch raises
+    # ConnectionLostError like a single request, and the connection is closed (replies
+    # read before are lost with it: the caller resumes from what it delivered).
+
+    def send_next_index_requests(self, stream_ids: list[int]) -> None:
+        """Write GET_NEXT_INDEX of several streams (read with :meth:`recv_indexes`)."""
+        if len(stream_ids) > _MAX_PIPELINED:
+            raise ValueError(f"at most {_MAX_PIPELINED} pipelined requests")
+        self._send(b"".join([p.pack_get_next_index(i) for i in stream_ids]))
+
+    def recv_indexes(self, count: int) -> list[Index]:
+        """The replies of ``count`` pipelined GET_NEXT_INDEX, in order."""
+        if not count:
+            return []
+        size = p.INDEX_REPLY.size
+        data = self._recv(size * count)
+        try:
+            return [p.unpack_index(data[k : k + size]) for k in range(0, len(data), size)]
+        except ProtocolError:
+            self.close()
+            raise
+
+    def send_packet_requests(self, requests: list[tuple[int, int, int]]) -> None:
+        """Write GET_PACKET of several (stream id, offset, length)."""
+        if len(requests) > _MAX_PIPELINED:
+            raise ValueError(f"at most {_MAX_PIPELINED} pipelined requests")
+        self._send(b"".join([p.pack_get_packet(*r) for r in requests]))
+
+    def recv_packet_replies(
+        self, requests: list[tuple[int, int, int]]
+    ) -> list[tuple[PacketStatus, ViewerFlag, bytes]]:
+        """The replies of the pipelined GET_PACKET ``requests``, in order."""
+        out: list[tuple[PacketStatus, ViewerFlag, bytes]] = []
+        try:
+            for _sid, _off, length in requests:
+                reply = p.unpack_packet_reply(self._recv(p.PACKET_REPLY.size))
+                if reply.status is not PacketStatus.OK:
+                    out.append((reply.status, reply.flags, b""))
+                    continue
+                if reply.length != length:
+                    raise ProtocolError(
+                        f"asked {length} packet bytes, relayd announces {reply.length}"
+                    )
+                out.append((reply.status, reply.flags, self._recv(length)))
+        except ProtocolError:
+            self.close()
+            raise
+        return out
 
     def detach(self, session_id: int) -> DetachStatus:
         return p.unpack_detach(self._request(p.pack_detach(session_id), p.STATUS_REPLY.size))
@@ -399,10 +467,11 @@ class LiveSession:
     by its metadata (which starts with the trace UUID), a stream by its trace and
     channel file name (``channel0_1``).
 
-    Polling: GET_NEXT_INDEX per stream; RETRY and INACTIVE are polled again after
-    ``retry_interval`` (a tenth of the live timer, 10..100 ms), except a stream that has just
-    moved forward (packet or beacon) then said RETRY or INACTIVE: the next live timer tick
-    comes one period later, so it is polled again a period minus two retry intervals later;
+    Polling: GET_NEXT_INDEX per stream (the requests of all due streams written before
+    their replies are read); RETRY and INACTIVE are polled again after ``retry_interval``
+    (a tenth of the live timer, 10..100 ms), except a stream that has just moved forward
+    (packet or beacon) then said RETRY or INACTIVE: the next live timer tick comes one
+    period later, so it is polled again a period minus two retry intervals later;
     GET_NEW_STREAMS and LIST_SESSIONS run every ``refresh_interval`` (the live timer,
     0.2..2 s) and at once when an index carries the new-stream flag, so apps started after the
     attach are seen; the session ends when every matching relay session is closed
@@ -589,14 +658,21 @@ class LiveSession:
     def due_in(self) -> float:
         """Seconds until :meth:`poll` has something to do (0: now; inf once ended), so that
         a caller following many sessions can ``poll(0)`` only those due, then sleep."""
-        if self._ended or self._out:
-            return 0.0 if self._out else float("inf")
-        if not self._opened or self._refresh_now:
-            return 0.0
         now = self._clock()
-        if self._wakeup is None:
-            self._wakeup = self._next_wakeup(now)
-        return max(0.0, self._wakeup - now)
+        return max(0.0, self._due_at(now) - now)
+
+    def _due_at(self, now: float) -> float:
+        """When :meth:`poll` has something to do (``now``: at once; inf once ended)."""
+        if self._out:
+            return now
+        if self._ended:
+            return float("inf")
+        if not self._opened or self._refresh_now:
+            return now
+        wakeup = self._wakeup
+        if wakeup is None:
+            wakeup = self._wakeup = self._next_wakeup(now)
+        return wakeup
 
     def __iter__(self) -> Iterator[LiveItem]:
         """Yield items until (and including) ``SessionEnd``."""
@@ -693,30 +769,42 @@ class LiveSession:
     # -- one polling round ------------------------------------------------
 
     def _round(self) -> None:
-        self._wakeup = None
         now = self._clock()
+        due = self._round_start(now)
+        if due:
+            _poll_streams([(self, stream) for stream in due], now)
+        self._round_finish(now)
+
+    def _round_start(self, now: float) -> list[_Stream] | None:
+        """First part of a polling round: reconnect if it is time, refresh, resolve traces;
+        the streams due (None when not connected)."""
+        self._wakeup = None
         if self._client is None:
             if now < self._reconnect_at:
-                self._check_end(now)
-                return
+                return None
             try:
                 self._reconnect(now)
             except (LiveError, ProtocolError, OSError) as exc:
                 self._on_lost(exc, now)
-                self._check_end(now)
-                return
+                return None
         try:
             if self._refresh_now or now >= self._next_refresh:
                 self._refresh(now)
             self._resolve_traces()
-            for stream in list(self._streams):
-                if self._due(stream, now):
-                    self._poll_stream(stream, now)
-            if self._refresh_now:
-                self._refresh(now)
         except (ConnectionLostError, NotConnectedError, ProtocolError) as exc:
             self._on_lost(exc, now)
+            return None
+        return [s for s in self._streams if self._due(s, now)]
+
+    def _round_finish(self, now: float) -> None:
+        """Last part of a polling round: GET_NEW_STREAMS if an index asked for it, end."""
+        if self._client is not None and self._refresh_now:
+            try:
+                self._refresh(now)
+            except (ConnectionLostError, NotConnectedError, ProtocolError) as exc:
+                self._on_lost(exc, now)
         self._check_end(now)
+        self._wakeup = None
 
     def _client_or_raise(self) -> LiveClient:
         if self._client is None:
@@ -893,35 +981,6 @@ class LiveSession:
             trace.metadata += chunk
             self._out.append(MetadataUpdate(trace.trace_id, bytes(chunk), trace.path))
 
-    def _poll_stream(self, stream: _Stream, now: float) -> None:
-        client = self._client_or_raise()
-        rt = stream.trace.relay
-        assert rt is not None and stream.relay_id is not None
-        horizon = stream.horizon
-        for _ in range(self.max_packets_per_round):
-            if stream.pending is not None:
-                index, stream.pending = stream.pending, None
-            else:
-                index = client.get_next_index(stream.relay_id)
-                if int(index.flags) & _NEW_METADATA:
-                    self._fetch_metadata(rt)
-                if int(index.flags) & _NEW_STREAM:
-                    self._refresh_now = True
-            if index.status is IndexStatus.OK:
-                if self._is_duplicate(stream, index):
-                    self.duplicates_skipped += 1
-                elif not self._fetch_packet(stream, index, now):
-                    return
-                continue
-            if index.status is IndexStatus.INACTIVE:
-                self._beacon(stream, index.timestamp_end)
-            elif index.status is not IndexStatus.RETRY:  # HUP, EOF, ERROR (unknown stream)
-                _log.debug("stream %d: index %s", stream.stream_id, index.status.name)
-                self._end_stream(stream)
-                return
-            stream.next_poll = now + self._idle_delay(stream.horizon > horizon)
-            return
-
     def _idle_delay(self, moved: bool) -> float:
         """Delay before polling again a stream with nothing new (RETRY or INACTIVE)."""
         if not moved:
@@ -936,39 +995,6 @@ class LiveSession:
         if stream.last_begin is None or stream.last_end is None:
             return False
         return (index.timestamp_begin, index.timestamp_end) <= (stream.last_begin, stream.last_end)
-
-    def _fetch_packet(self, stream: _Stream, index: Index, now: float) -> bool:
-        """GET_PACKET; False when the stream must wait (retry) or is over."""
-        client = self._client_or_raise()
-        rt = stream.trace.relay
-        assert rt is not None and stream.relay_id is not None
-        status, flags, data = client.get_packet_reply(
-            stream.relay_id, index.offset, index.packet_length
-        )
-        if status is not PacketStatus.OK and int(flags) & _NEW_METADATA:
-            self._fetch_metadata(rt)  # relayds before 2.13 ask for metadata this way
-            status, flags, data = client.get_packet_reply(
-                stream.relay_id, index.offset, index.packet_length
-            )
-        if int(flags) & _NEW_STREAM:
-            self._refresh_now = True
-        if status is PacketStatus.OK:
-            self._deliver(stream, index, data)
-            return True
-        if status is PacketStatus.RETRY:
-            stream.pending = index
-            stream.next_poll = now + self.retry_interval
-            return False
-        if status is PacketStatus.EOF:
-            self._end_stream(stream)
-            return False
-        _log.warning(
-            "relayd could not read packet at offset %d of stream %s/%s; skipped",
-            index.offset,
-            stream.info.path_name,
-            stream.info.channel_name,
-        )
-        return True
 
     def _deliver(self, stream: _Stream, index: Index, data: bytes) -> None:
         stream.last_begin, stream.last_end = index.timestamp_begin, index.timestamp_end
@@ -989,3 +1015,224 @@ class LiveSession:
             stream.relay_id = None
             stream.pending = None
             self._out.append(StreamEnd(stream.trace.trace_id, stream.stream_id))
+
+
+# ---------------------------------------------------------------------------
+# Pipelined polling, groups of sessions
+# ---------------------------------------------------------------------------
+
+
+_Entry = tuple["LiveSession", _Stream, int]  # session, stream, its horizon before the round
+_LOST = (ConnectionLostError, NotConnectedError, ProtocolError)
+
+
+def _poll_streams(entries: list[tuple[LiveSession, _Stream]], now: float) -> None:
+    """Poll due streams of connected sessions, pipelining the requests.
+
+    Per stream it does what a sequential loop would (GET_NEXT_INDEX; new metadata first;
+    OK -> GET_PACKET unless already delivered; INACTIVE -> beacon; RETRY -> later; HUP/EOF/
+    ERROR -> stream over; up to ``max_packets_per_round`` packets), but in steps over all the
+    streams: on every connection, its GET_NEXT_INDEX requests in one write; then their
+    replies, read in order; then the metadata they ask for; then every GET_PACKET the same
+    way; and again for the streams that got a packet. A connection that breaks makes its
+    session resume (``_on_lost``) without disturbing the others; what a session delivered
+    before stays delivered (and is skipped as a duplicate when relayd replays it). An index
+    is never dropped: relayd moves past it when it sends it.
+    """
+    active: list[_Entry] = [(sess, st, st.horizon) for sess, st in entries]
+    rounds = 0
+    while active:
+        rounds += 1
+        # 1. GET_NEXT_INDEX, per connection: write all, then read all
+        by_sess: dict[int, tuple[LiveSession, list[_Entry], list[int]]] = {}
+        for e in active:
+            g = by_sess.setdefault(id(e[0]), (e[0], [], []))
+            g[1].append(e)
+            if e[1].pending is None and len(g[2]) < _MAX_PIPELINED:
+                g[2].append(cast(int, e[1].relay_id))
+        groups = list(by_sess.values())
+        for sess, _, ask in groups:
+            if ask:
+                _step(sess, now, LiveClient.send_next_index_requests, ask)
+        fetch: list[tuple[LiveSession, list[tuple[_Entry, Index]]]] = []
+        again: list[_Entry] = []
+        for sess, es, ask in groups:
+            ok, indexes = _step(sess, now, LiveClient.recv_indexes, len(ask))
+            if not ok:
+                continue
+            it = iter(indexes)
+            to_fetch: list[tuple[_Entry, Index]] = []
+            for entry in es:
+                st = entry[1]
+                if st.pending is not None:
+                    index, st.pending = st.pending, None
+                else:
+                    nxt = next(it, None)
+                    if nxt is None:  # beyond _MAX_PIPELINED: not asked, still due
+                        continue
+                    index = nxt
+                    flags = int(index.flags)
+                    if flags & _NEW_METADATA:
+                        rt = st.trace.relay
+                        assert rt is not None
+                        if not _step(sess, now, _fetch_metadata, sess, rt)[0]:
+                            break
+                    if flags & _NEW_STREAM:
+                        sess._refresh_now = True
+                status = index.status
+                if status is IndexStatus.OK:
+                    if sess._is_duplicate(st, index):
+                        sess.duplicates_skipped += 1
+                        again.append(entry)
+                    else:
+                        to_fetch.append((entry, index))
+                    continue
+                if status is IndexStatus.INACTIVE:
+                    sess._beacon(st, index.timestamp_end)
+                elif status is not IndexStatus.RETRY:  # HUP, EOF, ERROR (unknown stream)
+                    _log.debug("stream %d: index %s", st.stream_id, status.name)
+                    sess._end_stream(st)
+                    continue
+                st.next_poll = now + sess._idle_delay(st.horizon > entry[2])
+            if to_fetch and sess._client is not None:
+                for entry, index in to_fetch[_MAX_PIPELINED:]:  # fetched next round
+                    entry[1].pending = index
+                fetch.append((sess, to_fetch[:_MAX_PIPELINED]))
+        # 2. GET_PACKET, per connection: write all, then read all
+        reqs = [
+            [(cast(int, e[1].relay_id), i.offset, i.packet_length) for e, i in fs]
+            for _, fs in fetch
+        ]
+        for (sess, _), r in zip(fetch, reqs, strict=True):
+            _step(sess, now, LiveClient.send_packet_requests, r)
+        for (sess, fs), r in zip(fetch, reqs, strict=True):
+            ok, replies = _step(sess, now, LiveClient.recv_packet_replies, r)
+            if not ok:
+                continue
+            for (entry, index), reply in zip(fs, replies, strict=True):
+                if not _take_packet(sess, entry, index, reply, now, again):
+                    break
+        # a stream that moved may have more: ask again (it stays due after its last round)
+        active = [
+            e
+            for e in again
+            if rounds < e[0].max_packets_per_round
+            and not e[1].ended
+            and e[1].relay_id is not None
+            and e[0]._client is not None
+        ]
+
+
+def _step(sess: LiveSession, now: float, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+    """``(True, fn(client, *args))`` on the session's connection; ``(False, None)`` when it
+    is not connected or the connection is lost (then the session resumes later)."""
+    client = sess._client
+    if client is None:
+        return False, None
+    try:
+        return True, fn(client, *args)
+    except _LOST as exc:
+        sess._on_lost(exc, now)
+        return False, None
+
+
+def _fetch_metadata(_client: LiveClient, sess: LiveSession, rt: _RelayTrace) -> None:
+    sess._fetch_metadata(rt)
+
+
+def _take_packet(
+    sess: LiveSession,
+    entry: _Entry,
+    index: Index,
+    reply: tuple[PacketStatus, ViewerFlag, bytes],
+    now: float,
+    again: list[_Entry],
+) -> bool:
+    """Handle one GET_PACKET reply; False when the session's connection was lost."""
+    st = entry[1]
+    status, pflags, data = reply
+    client = sess._client
+    if status is not PacketStatus.OK and int(pflags) & _NEW_METADATA and client is not None:
+        rt = st.trace.relay  # relayds before 2.13 ask for metadata this way
+        assert rt is not None and st.relay_id is not None
+        try:
+            sess._fetch_metadata(rt)
+            status, pflags, data = client.get_packet_reply(
+                st.relay_id, index.offset, index.packet_length
+            )
+        except _LOST as exc:
+            sess._on_lost(exc, now)
+            return False
+    if int(pflags) & _NEW_STREAM:
+        sess._refresh_now = True
+    if status is PacketStatus.OK:
+        sess._deliver(st, index, data)
+        again.append(entry)
+    elif status is PacketStatus.RETRY:
+        st.pending = index
+        st.next_poll = now + sess.retry_interval
+    elif status is PacketStatus.EOF:
+        sess._end_stream(st)
+    else:
+        _log.warning(
+            "relayd could not read packet at offset %d of stream %s/%s; skipped",
+            index.offset,
+            st.info.path_name,
+            st.info.channel_name,
+        )
+        again.append(entry)
+    return True
+
+
+class LiveSessionGroup:
+    """Drive several opened :class:`LiveSession` objects from one thread.
+
+    :meth:`poll_due` runs a round of every session due within ``slack`` seconds and polls
+    their due streams together (see :func:`_poll_streams`): on each session's connection
+    the requests go in one write, and the replies are read once every connection has its
+    requests, so relayd answers them all meanwhile instead of one round trip at a time.
+
+    The sessions keep one connection each: relayd 2.13 keeps a single trace chunk per
+    viewer connection (that of the session attached last), so relay sessions of different
+    ``lttng create`` attached on one connection get their packets read from another
+    session's files.
+    """
+
+    def __init__(self, sessions: list[LiveSession], clock: Callable[[], float] = time.monotonic) -> None:
+        self.sessions = sessions
+        self._clock = clock
+        self._live = list(sessions)  # not ended yet
+
+    def due_in(self) -> float:
+        """Seconds until some session has something to do (inf when all ended)."""
+        now = self._clock()
+        return max(0.0, min([s._due_at(now) for s in self._live], default=float("inf")) - now)
+
+    def poll_due(self, slack: float = 0.0) -> list[tuple[int, list[LiveItem]]]:
+        """One round of the sessions due (within ``slack`` s): (session index, items) pairs."""
+        clock = self._clock
+        started: list[LiveSession] = []
+        entries: list[tuple[LiveSession, _Stream]] = []
+        for sess in self._live:
+            now = clock()  # the time goes by as the rounds start (refreshes)
+            if sess._out or sess._due_at(now) > now + slack:
+                continue
+            if not sess._opened:
+                sess.open()
+            due = sess._round_start(now)
+            started.append(sess)
+            if due:
+                entries += [(sess, st) for st in due]
+        now = clock()
+        if entries:
+            _poll_streams(entries, now)
+        for sess in started:
+            sess._round_finish(now)
+        out = []
+        for i, sess in enumerate(self.sessions):
+            if sess._out:
+                items, sess._out = sess._out, []
+                out.append((i, items))
+        if any(sess._ended for sess in started):
+            self._live = [sess for sess in self._live if not sess._ended]
+        return out

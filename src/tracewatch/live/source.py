@@ -55,6 +55,7 @@ from .client import (
     LiveError,
     LiveItem,
     LiveSession,
+    LiveSessionGroup,
     MetadataUpdate,
     NewStream,
     Packet,
@@ -177,6 +178,7 @@ class _LiveStream:
     backwards: int = 0
     late: int = 0  # events older than events of other streams already delivered
     rank: tuple[Any, ...] = ()
+    pos: int = 0  # its index in the trace set's stream order
     _ns_of: tuple[int, int] | None = None  # (promise, promise in ns): converted once
 
     @property
@@ -229,6 +231,8 @@ class LiveTraceSet(TraceSet):
         self._ltraces: dict[tuple[int, int], _LiveTrace] = {}
         self._lstreams: dict[tuple[int, int], _LiveStream] = {}
         self._order: list[_LiveStream] = []
+        self._safe: list[int] = []  # safe_ns() of the streams, by position (kept up to date)
+        self._with_heads: dict[int, _LiveStream] = {}  # streams with undelivered events
         self._sessions: list[LiveSession] = []
         self._ended: list[bool] = []
         session_options.setdefault("list_cache", {})  # one LIST_SESSIONS per relayd and refresh
@@ -242,6 +246,7 @@ class LiveTraceSet(TraceSet):
         except BaseException:
             self.close()
             raise
+        self._group = LiveSessionGroup(self._sessions)
 
     @staticmethod
     def _open_session(url: str, options: dict[str, Any]) -> LiveSession:
@@ -306,17 +311,23 @@ class LiveTraceSet(TraceSet):
         try:
             many = len(self._sessions) > 1
             while not all(self._ended):
-                # one session: poll() waits for it; several: poll(0) those due, then sleep
-                # until the next one is due (a round-robin of blocking polls would add their
-                # timeouts up)
+                # one session: poll() waits for it; several: one round of those due (their
+                # streams polled together: requests written on every connection before the
+                # replies are read), then sleep until the next one is due (at least _BATCH_S:
+                # sessions due about together share a wakeup). (relayd 2.13 keeps one trace
+                # chunk per viewer connection: sessions cannot share a connection.)
                 changed = False
-                for i, session in enumerate(self._sessions):
-                    if self._ended[i] or (many and session.due_in() > _BATCH_S / 2):
-                        continue
+                if many:
                     try:
-                        items = session.poll(0 if many else self.poll_interval)
+                        polled = self._group.poll_due(_BATCH_S / 2)
                     except LiveError as e:
-                        raise LiveTraceError(f"{self.urls[i]}: {e}") from None
+                        raise LiveTraceError(str(e)) from None
+                else:
+                    try:
+                        polled = [(0, self._sessions[0].poll(self.poll_interval))]
+                    except LiveError as e:
+                        raise LiveTraceError(f"{self.urls[0]}: {e}") from None
+                for i, items in polled:
                     changed = changed or bool(items)
                     for item in items:
                         b = self._handle(i, item, merged)
@@ -327,9 +338,8 @@ class LiveTraceSet(TraceSet):
                     if marks and self._watermark > mark:
                         mark = self._watermark
                         yield mark
-                if many:  # sleep at least _BATCH_S: sessions due about together share a wakeup
-                    wait = min((s.due_in() for i, s in enumerate(self._sessions) if not self._ended[i]),
-                               default=0.0)
+                if many:
+                    wait = self._group.due_in()
                     if wait > 0:
                         time.sleep(min(max(wait, _BATCH_S), self.poll_interval))
             if merged:
@@ -353,6 +363,7 @@ class LiveTraceSet(TraceSet):
         if isinstance(item, Inactivity):
             s = self._lstreams[(si, item.stream_id)]
             s.promise = item.timestamp_end if s.promise is None else max(s.promise, item.timestamp_end)
+            self._safe[s.pos] = s.safe_ns()
         elif isinstance(item, MetadataUpdate):
             lt = self._ltraces.get((si, item.trace_id))
             if lt is None:
@@ -362,17 +373,21 @@ class LiveTraceSet(TraceSet):
             lt = self._ltraces.get((si, item.trace_id))
             if lt is None:  # the client sends metadata first; be tolerant anyway
                 lt = self._ltraces[(si, item.trace_id)] = _LiveTrace(item.stream_info.path_name)
-            s = _LiveStream(lt, item.stream_info, si)
+            s = _LiveStream(lt, item.stream_info, si, pos=len(self._order))
             lt.streams.append(s)
             self._lstreams[(si, item.stream_id)] = s
             self._order.append(s)
+            self._safe.append(s.safe_ns())
         elif isinstance(item, StreamEnd):
-            self._lstreams[(si, item.stream_id)].ended = True
+            s = self._lstreams[(si, item.stream_id)]
+            s.ended = True
+            self._safe[s.pos] = _POS_INF
         elif isinstance(item, SessionEnd):
             self._ended[si] = True
             for (sj, _), s in self._lstreams.items():
                 if sj == si:
                     s.ended = True
+                    self._safe[s.pos] = _POS_INF
         return None
 
     # -- metadata -----------------------------------------------------------
@@ -391,6 +406,9 @@ class LiveTraceSet(TraceSet):
             for s in lt.streams:
                 if s.reader is not None:
                     s.reader.ct = ct
+        for s in lt.streams:  # their promises in ns need the trace's clock
+            s._ns_of = None
+            self._safe[s.pos] = s.safe_ns()
         self._register_classes(lt.trace)
 
     def _register_classes(self, t: Trace) -> None:
@@ -422,6 +440,7 @@ class LiveTraceSet(TraceSet):
     def _on_packet(self, s: _LiveStream, p: Packet, merged: bool) -> EventBatch | None:
         end = p.index.timestamp_end
         s.promise = end if s.promise is None else max(s.promise, end)
+        self._safe[s.pos] = s.safe_ns()
         t = s.ltrace.trace
         if t is None:
             raise s.ltrace.error or MetadataError("no complete metadata before the first packet",
@@ -460,25 +479,26 @@ class LiveTraceSet(TraceSet):
                             "stream was found late); they are delivered out of order")
         s.late += late
         s.heads.append(h)
+        self._with_heads[s.pos] = s
         return None
 
-    def _progress(self, open_: list[int]) -> int:
-        """The merge point: min promise of the open streams (``open_``, see
+    def _progress(self, safe: int) -> int:
+        """The merge point: min promise of the open streams (``safe``, see
         :meth:`low_watermark`)."""
         if all(self._ended):
             return _POS_INF
-        if open_:
-            return min(open_)
+        if any(not s.ended for s in self._order):
+            return safe
         # every stream ended (or none yet): nothing comes before their last promise
         return max((s.promise_ns() for s in self._order), default=_NEG_INF)
 
     def _emit(self) -> Iterator[EventBatch]:
         """One batch of every pending event older than what every stream has promised."""
-        open_ = [s.safe_ns() for s in self._order if not s.ended]
-        safe = min(open_, default=_POS_INF)
-        self._watermark = max(self._watermark, self._progress(open_))
+        safe = min(self._safe, default=_POS_INF)  # ended streams hold _POS_INF
+        self._watermark = max(self._watermark, self._progress(safe))
         parts: list[tuple[_Head, int, int]] = []
-        for s in self._order:
+        for pos in sorted(self._with_heads):
+            s = self._with_heads[pos]
             while s.heads:
                 h = s.heads[0]
                 assert h.key is not None
@@ -490,6 +510,8 @@ class LiveTraceSet(TraceSet):
                 if h.start < n:
                     break
                 s.heads.popleft()
+            if not s.heads:
+                del self._with_heads[pos]
         if parts:
             b = _batch(self, parts, [], True)
             self._delivered_upto = max(self._delivered_upto, max(int(h.key[e - 1]) for h, _, e in parts
@@ -500,3 +522,4 @@ class LiveTraceSet(TraceSet):
         """Detach from every session (relayd frees them for other viewers)."""
         for session in self._sessions:
             session.close()
+
