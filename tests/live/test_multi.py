@@ -87,8 +87,7 @@ def test_many_sessions_every_event_once_per_session(
     deadline = time.monotonic() + 20
     while count[0] < k * n and time.monotonic() < deadline and not error:
         time.sleep(0.1)
-    for name in names:
-        lttng_session.destroy(name)
+    lttng_session.destroy_all(names)
     thread.join(30)
     assert not thread.is_alive() and not error, error
     assert all(s.reconnects == 0 for s in ts._sessions)
@@ -177,9 +176,12 @@ def test_pipelined_polling_survives_connection_cut_mid_reply(
         assert tcp_proxy.cut_mid_reply_done.wait(10)
         collector.wait_for(lambda s0=skipped: sum(s.duplicates_skipped for s in sessions) > s0,
                            15, "replay after reconnection")
+        # every session back on a new connection before the next cut (under load one can
+        # still be in its backoff: two cuts would then make one reconnection)
+        collector.wait_for(lambda c=cut: all(s.reconnects >= c for s in sessions), 15,
+                           "every session reconnected")
     assert app.wait(30) == 0
-    for name in names:
-        lttng_session.destroy(name)
+    lttng_session.destroy_all(names)
     collector.join(30)
 
     assert tcp_proxy.accepted >= 4 * k

@@ -263,8 +263,7 @@ def test_two_sessions_merged_like_the_file_reader(
     follower = Follower(ts)
     ust_app.run(100, 2000, pause_at=1, pause_us=3_000_000)
     follower.wait_rows(2, 10)
-    for name in names:
-        lttng_session.destroy(name)
+    lttng_session.destroy_all(names)
     follower.join(30)
     assert sorted(r[2]["seq"] for r in follower.rows) == sorted(list(range(100)) * 2)
     dirs = [str(relayd.session_dirs(name)[0]) for name in names]
