@@ -27,21 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-MANY_THREADS = (ROOT / ".." / "shared" / "traces" / "lttng-kernel-many-threads").resolve()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def best(fn: Callable[[], Any], n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from analyses import MANY_THREADS, best  # noqa: E402
 
 
 def make_root(trace: Path, n: int, where: Path) -> Path:
