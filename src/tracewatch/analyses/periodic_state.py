@@ -22,7 +22,8 @@ Every row kept is a real row (same ``seq``), so the analyses read the cut column
 rows that are kept for one reason and are older than what the analysis pairs them with only
 form intervals that end before the next window, which the analyses clip away (``stop < lo``).
 The results of later windows are therefore the same as with every row (the offline
-``--period`` results), which the tests check. Imports NumPy and :mod:`.syscalls` only.
+``--period`` results), which the tests check. Imports NumPy, :mod:`.syscalls` and
+:func:`tracewatch.kernel.state.last_per_key`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..kernel.state import last_per_key
 from .syscalls import current_rows
 
 __all__ = ["Columns", "retain", "rows", "nbytes"]
@@ -54,17 +56,6 @@ def rows(columns: Columns) -> int:
 def nbytes(columns: Columns) -> int:
     """Bytes of the column arrays (object arrays: their pointers)."""
     return sum(int(v.nbytes) for c in columns.values() for v in c.values())
-
-
-def _last_per(key: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Index of the row with the greatest ``seq`` for each distinct ``key``."""
-    if key.size == 0:
-        return np.zeros(0, np.int64)
-    o = np.lexsort((seq, key))
-    ks = key[o]
-    last = np.ones(ks.size, bool)
-    last[:-1] = ks[1:] != ks[:-1]
-    return o[last]
 
 
 def _first_per(key: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -100,16 +91,16 @@ def _thread_rows(columns: Columns, out: Columns) -> None:
         if cols is None:
             continue
         n = cols["seq"].size
-        m = _mask(n, *(_last_per(_i64(cols[k]), cols["seq"]) for k in keys if k in cols))
+        m = _mask(n, *(last_per_key(_i64(cols[k]), cols["seq"]) for k in keys if k in cols))
         out[ev] = _take(cols, m)
 
 
 def _switch_keep(sw: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Last sched_switch per CPU, per next_tid and per prev_tid (when read)."""
     seq = sw["seq"]
-    keep = [_last_per(_i64(sw["cpu"]), seq), _last_per(_i64(sw["next_tid"]), seq)]
+    keep = [last_per_key(_i64(sw["cpu"]), seq), last_per_key(_i64(sw["next_tid"]), seq)]
     if "prev_tid" in sw:
-        keep.append(_last_per(_i64(sw["prev_tid"]), seq))
+        keep.append(last_per_key(_i64(sw["prev_tid"]), seq))
     return keep
 
 
@@ -132,7 +123,7 @@ def _syscalls(columns: Columns) -> Columns:
     row = current_rows(sw, cpu, seq)
     known = np.flatnonzero(row >= 0)
     tid = _i64(sw["next_tid"])[row[known]] if known.size else np.zeros(0, np.int64)
-    last = known[_last_per(tid, seq[known])]  # last entry/exit of each thread
+    last = known[last_per_key(tid, seq[known])]  # last entry/exit of each thread
     out["sched_switch"] = _take(sw, _mask(sw["seq"].size, *_switch_keep(sw), row[last]))
     out["syscall_entry"] = _take(en, _mask(ne, last[last < ne]))
     out["syscall_exit"] = _take(ex, _mask(ex["seq"].size, last[last >= ne] - ne))
@@ -191,12 +182,12 @@ def _irq(columns: Columns) -> Columns:
     if he is not None and hx is not None:
         ne = he["seq"].size
         seq = np.concatenate([he["seq"], hx["seq"]])
-        last = _last_per(_i64(np.concatenate([he["cpu"], hx["cpu"]])), seq)
-        names = _last_per(_i64(he["irq"]), he["seq"])
+        last = last_per_key(_i64(np.concatenate([he["cpu"], hx["cpu"]])), seq)
+        names = last_per_key(_i64(he["irq"]), he["seq"])
         out["irq_handler_entry"] = _take(he, _mask(ne, last[last < ne], names))
         out["irq_handler_exit"] = _take(hx, _mask(hx["seq"].size, last[last >= ne] - ne))
     elif he is not None:
-        out["irq_handler_entry"] = _take(he, _mask(he["seq"].size, _last_per(_i64(he["irq"]), he["seq"])))
+        out["irq_handler_entry"] = _take(he, _mask(he["seq"].size, last_per_key(_i64(he["irq"]), he["seq"])))
     elif hx is not None:
         out["irq_handler_exit"] = _take(hx, np.zeros(hx["seq"].size, bool))
     se, sx, sr = (columns.get(e) for e in ("irq_softirq_entry", "irq_softirq_exit", "irq_softirq_raise"))
@@ -208,7 +199,7 @@ def _irq(columns: Columns) -> Columns:
     e_key, e_seq = (key(se), se["seq"]) if se is not None else (z, z)
     x_key, x_seq = (key(sx), sx["seq"]) if sx is not None else (z, z)
     ne = e_key.size
-    last = _last_per(np.concatenate([e_key, x_key]), np.concatenate([e_seq, x_seq]))
+    last = last_per_key(np.concatenate([e_key, x_key]), np.concatenate([e_seq, x_seq]))
     in_flight = last[last < ne]  # the last softirq event of its key is an entry
     keep_r = z
     if sr is not None and sr["seq"].size:

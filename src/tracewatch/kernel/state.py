@@ -748,7 +748,7 @@ class ThreadTable(Mapping[int, Thread]):
         return out
 
 
-def _last_by_key(key: np.ndarray, order: np.ndarray) -> np.ndarray:
+def last_per_key(key: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Index (into key) of the element with the greatest ``order`` for each distinct key."""
     if key.size == 0:
         return np.zeros(0, np.int64)
@@ -846,5 +846,5 @@ def current_tasks(kc: KernelColumns, at: int | None = None) -> dict[int, int]:
         return {}
     m = np.ones(sw["seq"].size, bool) if at is None else sw["timestamp"] <= at
     cpu, seq, nxt = sw["cpu"][m], sw["seq"][m], sw["next_tid"][m]
-    idx = _last_by_key(cpu.astype(np.int64), seq)
+    idx = last_per_key(cpu.astype(np.int64), seq)
     return {int(cpu[i]): int(nxt[i]) for i in idx.tolist()}
