@@ -402,10 +402,9 @@ def _merge_order(seq: np.ndarray) -> np.ndarray:
     return np.argsort(seq, kind="stable")
 
 
-def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray] | None) -> dict[int, EdgeType]:
+def _vector_labels(ts: TraceSet, cols: dict[str, np.ndarray]) -> dict[int, EdgeType]:
+    """The label of each x86_irq_vectors_*_entry class present in ``cols`` (by ``gid``)."""
     out: dict[int, EdgeType] = {}
-    if cols is None:
-        return out
     for gid in np.unique(cols["gid"]).tolist():
         name = ts.classes[gid].name[len("x86_irq_vectors_"):-len("_entry")]
         if name in _IPI_VECTORS:
