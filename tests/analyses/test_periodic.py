@@ -253,3 +253,33 @@ def test_time_marks_close_windows_without_a_later_event() -> None:
         out += runner.finish()
     assert [x.index for x in out] == [3, 4]
     assert n_late and [x.late for x in out] == [n_late, 0]
+
+
+def test_truncated_trace_gives_the_windows_before_the_fault_then_the_error(
+        tmp_path: Path) -> None:
+    """Oracle: the events dump prints before the fault (babeltrace2 reads as many from the
+    intact trace up to the last of them, tests/kernel/truncated_trace.py); the windows
+    streamed from the truncated trace hold exactly those, the last one cut short by the
+    fault, and equal the windows of the intact trace read up to that event."""
+    from tracewatch.errors import DecodeError
+
+    from ..kernel.truncated_trace import check_babeltrace2, truncate_copy
+
+    cut = truncate_copy(MANY_THREADS, tmp_path / "trace", "channel0_3", 1, 137_979)
+    check_babeltrace2(cut)
+    got: list[PeriodResult] = []
+    with pytest.raises(DecodeError) as e:
+        with tracewatch.open(str(cut.path)) as ts:
+            for p in stream_periods(ts, 50_000_000, ["count", "cputop"]):
+                got.append(p)
+    assert str(e.value) in cut.error
+    assert sum(p.n_events for p in got) == cut.n_events
+    assert got[-1].last_ts == cut.last_ns
+    with tracewatch.open(str(cut.intact)) as ts:
+        ref = [p for p in stream_periods(ts, 50_000_000, ["count", "cputop"])
+               if p.first_ts <= cut.last_ns]
+    assert [(p.begin, p.first_ts, p.n_events) for p in got[:-1]] == \
+        [(p.begin, p.first_ts, p.n_events) for p in ref[:len(got) - 1]]
+    for a, b in zip(got[:-1], ref, strict=False):
+        assert a.results["cputop"].per_tid["usage_ns"].tolist() == \
+            b.results["cputop"].per_tid["usage_ns"].tolist()

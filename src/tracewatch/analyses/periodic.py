@@ -23,8 +23,8 @@ Per window, the increase of ``ts.discarded`` (events discarded by the tracer, pe
 a live trace set counts them when their packets are decoded) and the number of *late*
 events (older than the window being filled: a live stream found late) which are left out.
 
-Imports :mod:`tracewatch.ctf` and :mod:`tracewatch.kernel` only (no live import: the trace
-set is duck-typed for ``discarded`` and ``timed_batches``).
+Imports :mod:`tracewatch.ctf`, :mod:`tracewatch.kernel` and :mod:`tracewatch.errors` only
+(no live import: the trace set is duck-typed for ``discarded`` and ``timed_batches``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 
 from ..ctf.batch import EventBatch
 from ..ctf.trace import TraceSet
+from ..errors import DecodeError
 from ..kernel.layouts import KernelLayout, detect_layout
 from ..kernel.state import KernelColumns
 from . import Table, periodic_state
@@ -271,13 +272,20 @@ class PeriodicRunner:
 def stream_periods(ts: TraceSet, period: int, analyses: Iterable[str] = ("count",),
                    **options: Any) -> Iterator[PeriodResult]:
     """Read ``ts`` once and yield each window's :class:`PeriodResult` as soon as it is over
-    (the last one when the trace set ends). ``options`` go to :class:`PeriodicRunner`.
+    (the last one when the trace set ends). ``options`` go to :class:`PeriodicRunner`. A
+    :class:`~tracewatch.errors.DecodeError` is raised after the window it cut short.
 
     A trace set with ``timed_batches()`` (a live one) also closes windows on its time marks,
     without waiting for a later event."""
     runner = PeriodicRunner(ts, period, analyses, **options)
     timed = getattr(ts, "timed_batches", None)
     items: Iterable[EventBatch | int] = timed() if timed is not None else ts.batches()
-    for x in items:
-        yield from runner.advance(x) if isinstance(x, int) else runner.feed(x)
+    try:
+        for x in items:
+            yield from runner.advance(x) if isinstance(x, int) else runner.feed(x)
+    except DecodeError:
+        # a corrupt or truncated trace: the window the fault cut short is given too (the
+        # events before the fault are kept), then the error
+        yield from runner.finish()
+        raise
     yield from runner.finish()
